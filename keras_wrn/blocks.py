@@ -1,0 +1,175 @@
+"""Residual units shared by every family, as plain functions on Keras tensors.
+
+Each function takes a channels-last tensor ``x`` of shape ``(batch, H, W, C)``
+and a ``name`` prefix, and names every layer it creates from that prefix
+(``group2_block3_conv1``), so the same configuration always yields the same
+layer names: weight files, summaries and plots read like the papers' figures.
+
+Conventions taken from the authors' Torch/PyTorch code, kept in every block:
+
+- 3x3 convolutions have no bias and He-normal initialisation.
+- A strided 3x3 convolution pads one pixel on every side, as Torch does
+  (``ZeroPadding2D(1)`` + ``"valid"``).  Keras' ``"same"`` pads only the
+  bottom/right for stride 2 on even inputs, which would sample a shifted grid
+  and make converted Torch weights give other outputs.
+- BatchNormalization uses Torch's defaults: momentum 0.1 in Torch's sense
+  (0.9 in Keras' sense) and epsilon 1e-5.
+"""
+
+from keras import layers
+
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+CONV_INITIALIZER = "he_normal"
+
+
+def conv2d(x, filters, kernel_size, strides, name):
+    """Bias-free KxK convolution with Torch's symmetric padding.
+
+    Shapes: ``(B, H, W, C) -> (B, ceil(H / strides), ceil(W / strides), filters)``.
+    """
+    padding = "same"
+    if strides > 1 and kernel_size > 1:
+        x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        padding = "valid"
+    return layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer=CONV_INITIALIZER,
+        name=name,
+    )(x)
+
+
+def batch_norm(x, name):
+    """BatchNormalization over the channel axis with Torch's momentum and epsilon."""
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)(x)
+
+
+def bn_relu(x, prefix, index=""):
+    """BN then ReLU, named ``{prefix}_bn{index}`` and ``{prefix}_relu{index}``."""
+    x = batch_norm(x, f"{prefix}_bn{index}")
+    return layers.ReLU(name=f"{prefix}_relu{index}")(x)
+
+
+def needs_projection(x, filters, strides):
+    """A shortcut needs a 1x1 projection where the width or the resolution changes."""
+    return strides != 1 or x.shape[-1] != filters
+
+
+def preact_basic_block(x, filters, strides=1, dropout=0.0, name="block"):
+    """Pre-activation basic block B(3,3) of WRN and pre-act ResNet-110.
+
+    ``BN-ReLU-conv3x3(stride)-BN-ReLU-[dropout]-conv3x3`` plus a shortcut.
+    Where the width or the stride changes, the shortcut is a 1x1 convolution
+    (with the stride) of the *pre-activated* input, as in the WRN authors' code
+    (Zagoruyko & Komodakis 2016) and He et al.'s ``both_preact`` units;
+    otherwise it is the identity on ``x``.  Dropout sits between the two
+    convolutions (WRN paper, Sec. 2.4).
+
+    Shapes: ``(B, H, W, C) -> (B, H / strides, W / strides, filters)``.
+    Layers: ``{name}_bn1, _relu1, _conv1, _bn2, _relu2, [_dropout], _conv2,
+    [_shortcut_conv], _add``.
+    """
+    preact = bn_relu(x, name, 1)
+    if needs_projection(x, filters, strides):
+        shortcut = conv2d(preact, filters, 1, strides, f"{name}_shortcut_conv")
+    else:
+        shortcut = x
+    y = conv2d(preact, filters, 3, strides, f"{name}_conv1")
+    y = bn_relu(y, name, 2)
+    if dropout:
+        y = layers.Dropout(dropout, name=f"{name}_dropout")(y)
+    y = conv2d(y, filters, 3, 1, f"{name}_conv2")
+    return layers.Add(name=f"{name}_add")([shortcut, y])
+
+
+def preact_bottleneck_block(x, filters, strides=1, dropout=0.0, name="block", expansion=4):
+    """Pre-activation bottleneck unit of pre-act ResNet-164/1001 (He et al. 2016).
+
+    ``BN-ReLU-conv1x1(filters)-BN-ReLU-conv3x3(filters, stride)-BN-ReLU-
+    [dropout]-conv1x1(expansion * filters)`` plus a shortcut (1x1 projection of
+    the pre-activated input where width or stride change, as in He et al.'s
+    ``both_preact`` units).  The stride is on the 3x3 convolution, so no input
+    pixel is skipped (He et al.'s Torch code strides the first 1x1; parameter
+    counts are the same either way).
+
+    Shapes: ``(B, H, W, C) -> (B, H / strides, W / strides, expansion * filters)``.
+    """
+    out_filters = expansion * filters
+    preact = bn_relu(x, name, 1)
+    if needs_projection(x, out_filters, strides):
+        shortcut = conv2d(preact, out_filters, 1, strides, f"{name}_shortcut_conv")
+    else:
+        shortcut = x
+    y = conv2d(preact, filters, 1, 1, f"{name}_conv1")
+    y = bn_relu(y, name, 2)
+    y = conv2d(y, filters, 3, strides, f"{name}_conv2")
+    y = bn_relu(y, name, 3)
+    if dropout:
+        y = layers.Dropout(dropout, name=f"{name}_dropout")(y)
+    y = conv2d(y, out_filters, 1, 1, f"{name}_conv3")
+    return layers.Add(name=f"{name}_add")([shortcut, y])
+
+
+def postact_basic_block(x, filters, strides=1, dropout=0.0, name="block", activate=True):
+    """Original (post-activation) basic block of RoR-3 on ResNets (Zhang et al. 2016).
+
+    ``conv3x3(stride)-BN-ReLU-[dropout]-conv3x3-BN``, added to the shortcut,
+    then ReLU.  The shortcut is a 1x1 convolution + BN (ResNet option B) where
+    width or stride change.  With ``activate=False`` the sum is returned before
+    the ReLU, so RoR can add its level-1/level-2 shortcuts first.
+
+    Shapes: ``(B, H, W, C) -> (B, H / strides, W / strides, filters)``.
+    """
+    if needs_projection(x, filters, strides):
+        shortcut = conv2d(x, filters, 1, strides, f"{name}_shortcut_conv")
+        shortcut = batch_norm(shortcut, f"{name}_shortcut_bn")
+    else:
+        shortcut = x
+    y = conv2d(x, filters, 3, strides, f"{name}_conv1")
+    y = bn_relu(y, name, 1)
+    if dropout:
+        y = layers.Dropout(dropout, name=f"{name}_dropout")(y)
+    y = conv2d(y, filters, 3, 1, f"{name}_conv2")
+    y = batch_norm(y, f"{name}_bn2")
+    y = layers.Add(name=f"{name}_add")([shortcut, y])
+    if activate:
+        y = layers.ReLU(name=f"{name}_out")(y)
+    return y
+
+
+BLOCKS = {
+    "preact_basic": preact_basic_block,
+    "preact_bottleneck": preact_bottleneck_block,
+    "postact_basic": postact_basic_block,
+}
+# Output channels of a block relative to its `filters` argument.
+EXPANSION = {"preact_basic": 1, "preact_bottleneck": 4, "postact_basic": 1}
+
+
+def residual_group(x, block, filters, num_blocks, strides, dropout, name, activate_last=True):
+    """A group (stage) of ``num_blocks`` blocks; only the first has ``strides``.
+
+    The CIFAR papers downsample in the *first* block of a group (unlike
+    ``keras.applications.resnet_v2``, which strides the last).  Blocks are
+    named ``{name}_block1 ... {name}_block{num_blocks}``.
+    ``activate_last=False`` leaves the last post-activation block un-ReLU'd
+    (see `postact_basic_block`).
+    """
+    block_fn = BLOCKS[block]
+    for index in range(num_blocks):
+        kwargs = {}
+        if block == "postact_basic" and index == num_blocks - 1:
+            kwargs["activate"] = activate_last
+        x = block_fn(
+            x,
+            filters,
+            strides=strides if index == 0 else 1,
+            dropout=dropout,
+            name=f"{name}_block{index + 1}",
+            **kwargs,
+        )
+    return x

@@ -1,0 +1,12 @@
+"""One module per family; each exposes one builder."""
+
+from keras_wrn.models.preact_resnet import create_pre_activation_resnet
+from keras_wrn.models.ror import create_pre_residual_of_residual, create_residual_of_residual
+from keras_wrn.models.wrn import create_wide_residual_network
+
+__all__ = [
+    "create_pre_activation_resnet",
+    "create_pre_residual_of_residual",
+    "create_residual_of_residual",
+    "create_wide_residual_network",
+]

@@ -1,0 +1,111 @@
+"""Wide Residual Networks, WRN-d-k (Zagoruyko & Komodakis, BMVC 2016, arXiv 1605.07146).
+
+Stem 3x3 conv to 16 channels; three groups of n = (d - 4) / 6 pre-activation
+basic blocks B(3,3) with widths 16k, 32k, 64k, the first block of groups 2 and
+3 striding by 2; 1x1 projection shortcuts on the pre-activated input where the
+width or stride changes; optional dropout between the two 3x3 convs; final
+BN-ReLU, global average pooling and a dense classifier.  No conv biases.
+Depth counts the stem, 6n block convs, the two strided projections and the
+classifier (hence 6n + 4).
+"""
+
+from keras_wrn.blocks import bn_relu, residual_group
+from keras_wrn.models.base import (
+    GROUP_STRIDES,
+    Family,
+    build_model,
+    depth_error,
+    stem_conv,
+    wide_group_filters,
+)
+
+
+def wrn_blocks_per_group(depth, options=None):
+    """n = (depth - 4) / 6 blocks per group, n >= 1 (WRN paper, Table 1)."""
+    if depth < 10 or (depth - 4) % 6:
+        raise depth_error("create_wide_residual_network", depth, "6n + 4", "10, 16, 22, 28, 40")
+    return (depth - 4) // 6
+
+
+def wrn_backbone(x, blocks_per_group, config):
+    """Stem, three groups, final BN-ReLU: ``(B, H, W, C) -> (B, H/4, W/4, 64k)``."""
+    x = stem_conv(x)
+    for index, (filters, strides) in enumerate(zip(wide_group_filters(config["width"]), GROUP_STRIDES)):
+        x = residual_group(
+            x, "preact_basic", filters, blocks_per_group, strides, config["dropout"], f"group{index + 1}"
+        )
+    return bn_relu(x, "final")
+
+
+def _naming(config):
+    depth, width = config["depth"], config["width"]
+    return f"WRN-{depth}-{width}", f"wrn_{depth}_{width}"
+
+
+WRN = Family(
+    key="wrn",
+    builder="create_wide_residual_network",
+    default_depth=28,
+    default_width=10,
+    default_weight_decay=5e-4,
+    blocks_per_group=wrn_blocks_per_group,
+    seed_depth=lambda n, options: 6 * n + 4,
+    backbone=wrn_backbone,
+    naming=_naming,
+)
+
+
+def create_wide_residual_network(
+    input_shape=None,
+    classes=None,
+    *,
+    depth=None,
+    width=None,
+    dropout=None,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    pooling=None,
+    classifier_activation="softmax",
+    weight_decay=None,
+    name=None,
+    compile=True,
+    **seed_kwargs,
+):
+    """Build WRN-depth-width as a Functional `keras.Model`.
+
+    Args:
+        input_shape: ``(H, W, C)``, channels-last; defaults to ``(32, 32, 3)``.
+            H and W must be >= 8 (or None for a fully convolutional backbone).
+        classes: number of classes of the classifier; defaults to 10.
+        depth: 6n + 4 (10, 16, 22, 28, 40, ...); defaults to 28.
+        width: widening factor k >= 1; defaults to 10 (WRN-28-10).
+        dropout: rate in [0, 1) between the two 3x3 convs of each block;
+            defaults to 0.0 (the paper uses 0.3 on CIFAR, 0.4 on SVHN).
+        include_top: whether to add global pooling + ``Dense(classes)``.
+        weights: None, or the path of a ``.weights.h5`` / ``.keras`` file.
+        input_tensor: optional Keras tensor to use as the model input.
+        pooling: None, ``"avg"`` or ``"max"``. With ``include_top=False``,
+            None returns the ``(B, H/4, W/4, 64k)`` feature map and the others a
+            pooled ``(B, 64k)`` vector; with ``include_top=True`` it selects the
+            global pooling before the classifier (default average, the paper's).
+        classifier_activation: activation of the classifier; ``"softmax"``
+            (default) or None for logits.
+        weight_decay: coupled L2 coefficient of the compiled optimizer;
+            defaults to 5e-4 (the paper's).
+        name: model name; defaults to ``"wrn_{depth}_{width}"``.
+        compile: if True (default) and ``include_top``, compile with the paper's
+            optimizer (SGD, Nesterov momentum 0.9, lr 0.1, coupled L2 on every
+            trainable variable), sparse categorical cross-entropy and accuracy.
+        **seed_kwargs: the seed scripts' names, with their meaning:
+            ``input_dim`` (input_shape), ``nb_classes`` (classes), ``N``
+            (blocks per group: depth = 6N + 4), ``k`` (width), ``verbose``.
+
+    Returns:
+        A `keras.Model`; output ``(B, classes)`` with ``include_top``.
+
+    Example:
+        >>> model = create_wide_residual_network(classes=100, depth=28, width=10)
+        >>> seed = create_wide_residual_network((32, 32, 3), nb_classes=100, N=4, k=10)
+    """
+    return build_model(WRN, locals())

@@ -1,0 +1,25 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="keras_wrn",
+    version="0.1.0",
+    description=(
+        "Wide Residual Networks, pre-activation ResNets and Residual Networks of Residual "
+        "Networks on Keras 3, exactly as in their papers."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["keras_wrn", "keras_wrn.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "keras>=3.8",
+        "tensorflow>=2.18",
+        "numpy",
+        "h5py",
+        "pydot",
+        "scipy",
+        "scikit-learn",
+    ],
+    extras_require={"test": ["pytest>=8", "pytest-xdist"]},
+    entry_points={"console_scripts": ["keras-wrn=keras_wrn.cli:main"]},
+)

@@ -1,0 +1,38 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+# The smallest member of each family, for tests that need to build and run many models.
+TINY = {
+    "wrn": dict(family="create_wide_residual_network", depth=10, width=1),
+    "preact_basic": dict(family="create_pre_activation_resnet", depth=8, block_type="basic"),
+    "preact_bottleneck": dict(family="create_pre_activation_resnet", depth=11, block_type="bottleneck"),
+    "ror": dict(family="create_residual_of_residual", depth=14),
+    "pre_ror": dict(family="create_pre_residual_of_residual", depth=10, width=2),
+}
+
+
+def build_tiny(kind, **kwargs):
+    import keras_wrn
+
+    arguments = dict(TINY[kind])
+    builder = getattr(keras_wrn, arguments.pop("family"))
+    arguments.update(kwargs)
+    return builder(**arguments)
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    keras.utils.set_random_seed(1234)
+    yield
+    keras.backend.clear_session()
+
+
+@pytest.fixture
+def images():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(4, 32, 32, 3)).astype("float32")

@@ -1,0 +1,74 @@
+"""The coupled (Torch-style) weight decay of the papers' SGD."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_wrn.optimizers import CoupledWeightDecaySGD, paper_optimizer
+
+
+def torch_sgd_reference(w, grads, lrs, momentum, nesterov, l2):
+    """Torch's SGD (dampening 0) written out with NumPy."""
+    w = w.copy()
+    buf = None
+    for g, lr in zip(grads, lrs):
+        d_p = g + l2 * w
+        buf = d_p.copy() if buf is None else momentum * buf + d_p
+        step = d_p + momentum * buf if nesterov else buf
+        w = w - lr * step
+    return w
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_matches_torch_sgd_across_a_learning_rate_drop(nesterov):
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=(5, 3)).astype("float64")
+    grads = [rng.normal(size=(5, 3)) for _ in range(6)]
+    # Powers of two: exact in the optimizer's float32 learning-rate variable.
+    lrs = [0.125, 0.125, 0.125, 0.015625, 0.015625, 0.001953125]
+
+    def run(optimizer):
+        variable = keras.Variable(w0, dtype="float64")
+        for g, lr in zip(grads, lrs):
+            optimizer.learning_rate = lr
+            optimizer.apply_gradients([(keras.ops.convert_to_tensor(g, "float64"), variable)])
+        return keras.ops.convert_to_numpy(variable)
+
+    expected = torch_sgd_reference(w0, grads, lrs, 0.9, nesterov, 5e-4)
+    ours = run(CoupledWeightDecaySGD(learning_rate=0.125, momentum=0.9, nesterov=nesterov, l2=5e-4))
+    np.testing.assert_allclose(ours, expected, rtol=1e-12)
+    # Keras' own SGD with (decoupled) weight_decay is a different algorithm.
+    keras_sgd = run(keras.optimizers.SGD(0.125, momentum=0.9, nesterov=nesterov, weight_decay=5e-4))
+    assert np.abs(keras_sgd - expected).max() > 1e-4
+
+
+def test_decay_reaches_every_trainable_parameter_kind():
+    """BN scale/offset and dense bias decay too; BN moving statistics do not."""
+    layer_in = keras.Input((4,))
+    bn = keras.layers.BatchNormalization(beta_initializer="ones")
+    dense = keras.layers.Dense(2, bias_initializer="ones")
+    model = keras.Model(layer_in, dense(bn(layer_in)))
+    optimizer = CoupledWeightDecaySGD(learning_rate=1.0, momentum=0.0, l2=0.1)
+    before = {v.path: keras.ops.convert_to_numpy(v).copy() for v in model.trainable_variables}
+    zeros = [keras.ops.zeros_like(v) for v in model.trainable_variables]
+    optimizer.apply_gradients(zip(zeros, model.trainable_variables))
+    for variable in model.trainable_variables:
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), 0.9 * before[variable.path],
+                                   rtol=1e-6, err_msg=variable.path)
+    assert len(before) == 4  # gamma, beta, kernel, bias
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(bn.moving_variance), np.ones(4))
+
+
+def test_config_round_trip():
+    optimizer = paper_optimizer("wrn", 5e-4)
+    clone = CoupledWeightDecaySGD.from_config(optimizer.get_config())
+    assert (clone.l2, clone.nesterov, clone.momentum) == (5e-4, True, 0.9)
+
+
+def test_refuses_decoupled_weight_decay_and_bad_l2():
+    with pytest.raises(ValueError, match="weight_decay=0.01.*pass the coefficient as `l2`"):
+        CoupledWeightDecaySGD(weight_decay=0.01)
+    with pytest.raises(ValueError, match="l2=-1"):
+        CoupledWeightDecaySGD(l2=-1)
+    with pytest.raises(ValueError, match="family='vgg'"):
+        paper_optimizer("vgg", 1e-4)
