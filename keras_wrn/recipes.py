@@ -1,0 +1,114 @@
+"""The papers' training recipes as named presets, and their learning-rate schedules.
+
+A recipe fixes the optimizer, the batch size, the augmentation and a step
+schedule given in *epochs of the full recipe*; asking for fewer (or more)
+epochs scales every milestone by ``epochs / recipe.epochs`` so the schedule
+keeps its shape.  Schedules are Keras' own `PiecewiseConstantDecay` over
+optimizer iterations, so they are saved with the optimizer and resume at the
+right position.
+"""
+
+import dataclasses
+import math
+
+import keras
+
+__all__ = ["Recipe", "RECIPES", "get_recipe", "learning_rate_schedule", "learning_rate_at"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    name: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    milestones: tuple  # epochs (fractions allowed) at which lr is multiplied by `factor`
+    factor: float
+    weight_decay: float
+    nesterov: bool
+    augmentation: str
+    momentum: float = 0.9
+    warmup_learning_rate: float = 0.0  # 0: no warm-up
+    warmup_iterations: int = 0
+    source: str = ""
+
+
+# Pre-act ResNet: /10 at 32k and 48k iterations, stop at 64k, batch 128 on the
+# 50k CIFAR training images (391 iterations per epoch): 81.9 / 122.8 / 163.7 epochs.
+_PREACT_STEPS_PER_EPOCH = math.ceil(50_000 / 128)
+
+RECIPES = {
+    "wrn": Recipe(
+        "wrn", 200, 128, 0.1, (60, 120, 160), 0.2, 5e-4, True, "wrn",
+        source="Zagoruyko & Komodakis 2016: SGD Nesterov 0.9, lr 0.1 x0.2 at 60/120/160 of 200, wd 5e-4",
+    ),
+    "preact": Recipe(
+        "preact", round(64_000 / _PREACT_STEPS_PER_EPOCH), 128, 0.1,
+        (32_000 / _PREACT_STEPS_PER_EPOCH, 48_000 / _PREACT_STEPS_PER_EPOCH), 0.1, 1e-4, False, "preact",
+        source="He et al. 2016: SGD 0.9, lr 0.1 /10 at 32k and 48k iterations, stop at 64k, wd 1e-4",
+    ),
+    "preact-110": Recipe(
+        "preact-110", round(64_000 / _PREACT_STEPS_PER_EPOCH), 128, 0.1,
+        (32_000 / _PREACT_STEPS_PER_EPOCH, 48_000 / _PREACT_STEPS_PER_EPOCH), 0.1, 1e-4, False, "preact",
+        warmup_learning_rate=0.01, warmup_iterations=400,
+        source="He et al. 2016, ResNet-110: the preact recipe with lr 0.01 for the first 400 iterations",
+    ),
+    "ror": Recipe(
+        "ror", 500, 128, 0.1, (250, 375), 0.1, 1e-4, False, "preact",
+        source="Zhang et al. 2016 train 500 epochs, SGD 0.9, lr 0.1, wd 1e-4; the /10 steps at 50% and "
+        "75% are this package's choice (paper-numbers.md gives no milestones)",
+    ),
+    "adapters": Recipe(
+        "adapters", 120, 128, 0.1, (80, 100), 0.1, 5e-4, False, "wrn",
+        source="Rebuffi et al. 2017/2018: SGD 0.9, lr 0.1 x0.1 at 80 and 100 of 120 epochs; "
+        "5e-4 is the classifier's decay (adapters 1e-4 are set per layer kind by the adapter models)",
+    ),
+}
+
+
+def get_recipe(name):
+    if name not in RECIPES:
+        raise ValueError(f"recipe={name!r} does not exist; expected one of {sorted(RECIPES)}.")
+    return RECIPES[name]
+
+
+def _validate_epochs(recipe, epochs):
+    if epochs is None:
+        return recipe.epochs
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"epochs={epochs!r} is not allowed; expected an integer >= 1.")
+    return epochs
+
+
+def learning_rate_schedule(recipe, steps_per_epoch, epochs=None):
+    """`PiecewiseConstantDecay` over iterations for ``recipe`` scaled to ``epochs``."""
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    epochs = _validate_epochs(recipe, epochs)
+    if not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch={steps_per_epoch!r} is not allowed; expected an integer >= 1.")
+    scale = epochs / recipe.epochs
+    # Keras switches to the next value once iterations > boundary; the first
+    # update of milestone epoch m runs at iterations == m * steps_per_epoch.
+    boundaries = [max(0, round(m * scale * steps_per_epoch) - 1) for m in recipe.milestones]
+    values = [recipe.learning_rate * recipe.factor**i for i in range(len(boundaries) + 1)]
+    if recipe.warmup_iterations:
+        warmup_end = max(0, round(recipe.warmup_iterations * scale) - 1)
+        boundaries = [warmup_end] + boundaries
+        values = [recipe.warmup_learning_rate] + values
+    # Milestones scaled onto the same iteration are merged (a very short run).
+    merged_boundaries, merged_values = [], [values[0]]
+    for boundary, value in zip(boundaries, values[1:]):
+        if merged_boundaries and boundary <= merged_boundaries[-1]:
+            merged_values[-1] = value
+        else:
+            merged_boundaries.append(boundary)
+            merged_values.append(value)
+    if not merged_boundaries:
+        return keras.optimizers.schedules.PiecewiseConstantDecay([10**12], merged_values * 2)
+    return keras.optimizers.schedules.PiecewiseConstantDecay(merged_boundaries, merged_values)
+
+
+def learning_rate_at(recipe, epoch, steps_per_epoch=391, epochs=None):
+    """The learning rate at the start of (0-based) ``epoch``, for tests and logs."""
+    schedule = learning_rate_schedule(recipe, steps_per_epoch, epochs)
+    return float(keras.ops.convert_to_numpy(schedule(epoch * steps_per_epoch)))
