@@ -19,6 +19,8 @@ setup(
         "pydot",
         "scipy",
         "scikit-learn",
+        "matplotlib",
+        "tensorboard",
     ],
     extras_require={"test": ["pytest>=8", "pytest-xdist"]},
     entry_points={"console_scripts": ["keras-wrn=keras_wrn.cli:main"]},

@@ -3,6 +3,7 @@
     keras-wrn list [PATTERN]
     keras-wrn summary NAME [--classes N] [--input-shape H,W,C]
     keras-wrn plot NAME OUT.png [--classes N] [--input-shape H,W,C] [--dpi DPI]
+    keras-wrn train NAME --data DIR --recipe R --epochs E --out RUN_DIR [--resume]
 """
 
 import argparse
@@ -55,6 +56,17 @@ def _cmd_plot(args):
     print(f"wrote {path}")
 
 
+def _cmd_train(args):
+    from keras_wrn.training import train
+
+    history = train(args.name, args.data, args.out, recipe=args.recipe, epochs=args.epochs,
+                    batch_size=args.batch_size, seed=args.seed, resume=args.resume,
+                    dropout=args.dropout, limit_train=args.limit_train, verbose=args.verbose)
+    if history:
+        last = history[-1]
+        print(f"epoch {last['epoch']}: test error {100 * (1 - last['val_accuracy']):.2f}% -> {args.out}")
+
+
 def make_parser():
     parser = argparse.ArgumentParser(prog="keras-wrn", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +84,20 @@ def make_parser():
     plot.add_argument("out", help="output file: .png, .svg, .pdf or .dot")
     plot.add_argument("--dpi", type=int, default=72, help="resolution of a PNG (default 72)")
     plot.set_defaults(run=_cmd_plot)
+
+    train = commands.add_parser("train", help="train with a paper recipe; resumable")
+    train.add_argument("name", help="a registered model name")
+    train.add_argument("--data", required=True, help="CIFAR python batches or train/ and test/ image folders")
+    train.add_argument("--out", required=True, help="run directory (checkpoints, logs, curves)")
+    train.add_argument("--recipe", default="wrn", help="wrn, preact, preact-110, ror, adapters (default wrn)")
+    train.add_argument("--epochs", type=int, default=None, help="epochs; the recipe's schedule is scaled")
+    train.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (128)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--dropout", type=float, default=None)
+    train.add_argument("--limit-train", type=int, default=None, help="use the first N training images")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output")
+    train.set_defaults(run=_cmd_train)
     return parser
 
 
@@ -81,9 +107,9 @@ def main(argv=None):
 
     try:
         args.run(args)
-    except (ValueError, GraphvizMissingError) as error:
+    except (ValueError, FileNotFoundError, GraphvizMissingError) as error:
         print(f"keras-wrn {args.command}: error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, ValueError) else 1
+        return 1 if isinstance(error, GraphvizMissingError) else 2
     return 0
 
 

@@ -19,6 +19,7 @@ from keras_wrn.data.augment import (
     normalize,
 )
 from keras_wrn.data.cifar import load_cifar
+from keras_wrn.data.folders import load_image_folder
 
 __all__ = [
     "AUGMENTATIONS",
@@ -29,6 +30,7 @@ __all__ = [
     "augment_fn",
     "extract_archive",
     "load_cifar",
+    "load_image_folder",
     "make_dataset",
     "normalize",
 ]
