@@ -209,8 +209,9 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
     model = create_model(model_name, classes=len(arrays["class_names"]), compile=False, **kwargs)
     steps_per_epoch = -(-len(x_train) // batch_size)
 
+    schedule = learning_rate_schedule(recipe, steps_per_epoch, epochs)
     optimizer = CoupledWeightDecaySGD(
-        learning_rate=learning_rate_schedule(recipe, steps_per_epoch, epochs),  # first use: the schedule
+        learning_rate=schedule,
         momentum=recipe.momentum, nesterov=recipe.nesterov, l2=recipe.weight_decay,
     )
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -230,7 +231,6 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
 
     test = make_dataset(arrays["x_test"], arrays["y_test"], 500, config["mean"], config["std"])
     tensorboard = keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False)
-    schedule = learning_rate_schedule(recipe, steps_per_epoch, epochs)
     for epoch in range(state["completed_epochs"], epochs):
         train_set = make_dataset(x_train, y_train, batch_size, config["mean"], config["std"],
                                  recipe.augmentation, shuffle=True, seed=_epoch_seed(seed, epoch))
