@@ -3,10 +3,13 @@
     keras-wrn list [PATTERN]
     keras-wrn summary NAME [--classes N] [--input-shape H,W,C]
     keras-wrn plot NAME OUT.png [--classes N] [--input-shape H,W,C] [--dpi DPI]
-    keras-wrn train NAME --data DIR --recipe R --epochs E --out RUN_DIR [--resume]
+    keras-wrn train NAME --data DIR --recipe R --epochs E --out RUN_DIR [--resume] [--distribute D]
+    keras-wrn finetune NAME --weights W --data DIR --out RUN_DIR [--freeze-backbone]
+    keras-wrn evaluate NAME --weights W --data DIR [--split test] [--confusion OUT.png]
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -56,15 +59,69 @@ def _cmd_plot(args):
     print(f"wrote {path}")
 
 
-def _cmd_train(args):
-    from keras_wrn.training import train
+def _image_size(text):
+    try:
+        height, width = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected H,W such as 64,64, got {text!r}") from None
+    return height, width
 
+
+def _cmd_train(args):
+    from keras_wrn.training import train, use_cpu_devices
+
+    if args.cpu_devices:
+        use_cpu_devices(args.cpu_devices)
     history = train(args.name, args.data, args.out, recipe=args.recipe, epochs=args.epochs,
                     batch_size=args.batch_size, seed=args.seed, resume=args.resume,
-                    dropout=args.dropout, limit_train=args.limit_train, verbose=args.verbose)
+                    dropout=args.dropout, limit_train=args.limit_train, verbose=args.verbose,
+                    init_weights=getattr(args, "weights", None),
+                    freeze_backbone=getattr(args, "freeze_backbone", False),
+                    normalization=args.normalization, image_size=args.image_size, distribute=args.distribute)
     if history:
         last = history[-1]
-        print(f"epoch {last['epoch']}: test error {100 * (1 - last['val_accuracy']):.2f}% -> {args.out}")
+        print(f"epoch {last['epoch']}: test error {100 * (1 - last['val_accuracy']):.2f}% "
+              f"(loss {last['loss']:.4f}) -> {args.out}")
+
+
+def _cmd_evaluate(args):
+    from keras_wrn.training import evaluate
+
+    confusion = args.confusion
+    if confusion is None:
+        base = os.path.basename(args.weights).removesuffix(".weights.h5")
+        confusion = os.path.join(os.path.dirname(os.path.abspath(args.weights)), f"confusion-{base}-{args.split}.png")
+    result = evaluate(args.name, args.weights, args.data, split=args.split, batch_size=args.batch_size,
+                      confusion_png=confusion, image_size=args.image_size, limit=args.limit)
+    print(f"{args.name} {os.path.basename(args.weights)} on {args.data} [{args.split}, {result['images']} images]: "
+          f"top-1 error {100 * result['top1_error']:.2f}%")
+    print(f"confusion matrix: {result['confusion_png']}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as stream:
+            json.dump(result, stream, indent=2)
+        print(f"metrics: {args.json}")
+
+
+def _add_training_arguments(parser, default_recipe):
+    parser.add_argument("name", help="a registered model name")
+    parser.add_argument("--data", required=True, help="CIFAR python batches or train/ and test/ image folders")
+    parser.add_argument("--out", required=True, help="run directory (checkpoints, logs, curves)")
+    parser.add_argument("--recipe", default=default_recipe,
+                        help=f"wrn, preact, preact-110, ror, adapters, finetune (default {default_recipe})")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs; the recipe's schedule is scaled")
+    parser.add_argument("--batch-size", type=int, default=None, help="global batch; default the recipe's (128)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dropout", type=float, default=None)
+    parser.add_argument("--limit-train", type=int, default=None, help="use the first N training images")
+    parser.add_argument("--normalization", default="meanstd", choices=("meanstd", "zca"),
+                        help="per-channel mean/std (default) or ZCA whitening (WRN v1)")
+    parser.add_argument("--image-size", type=_image_size, default=None, help="H,W image folders are resized to")
+    parser.add_argument("--distribute", default=None, choices=("none", "mirrored", "multi-worker"),
+                        help="tf.distribute strategy; multi-worker reads TF_CONFIG")
+    parser.add_argument("--cpu-devices", type=int, default=None,
+                        help="split the CPU into N logical devices (for --distribute mirrored without GPUs)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output")
 
 
 def make_parser():
@@ -86,18 +143,26 @@ def make_parser():
     plot.set_defaults(run=_cmd_plot)
 
     train = commands.add_parser("train", help="train with a paper recipe; resumable")
-    train.add_argument("name", help="a registered model name")
-    train.add_argument("--data", required=True, help="CIFAR python batches or train/ and test/ image folders")
-    train.add_argument("--out", required=True, help="run directory (checkpoints, logs, curves)")
-    train.add_argument("--recipe", default="wrn", help="wrn, preact, preact-110, ror, adapters (default wrn)")
-    train.add_argument("--epochs", type=int, default=None, help="epochs; the recipe's schedule is scaled")
-    train.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (128)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--dropout", type=float, default=None)
-    train.add_argument("--limit-train", type=int, default=None, help="use the first N training images")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out")
-    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output")
+    _add_training_arguments(train, "wrn")
     train.set_defaults(run=_cmd_train)
+
+    finetune = commands.add_parser("finetune", help="fine-tune trained weights on new data with a new head")
+    _add_training_arguments(finetune, "finetune")
+    finetune.add_argument("--weights", required=True, help="a .weights.h5 of the same architecture")
+    finetune.add_argument("--freeze-backbone", action="store_true", help="train only the new head")
+    finetune.set_defaults(run=_cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="top-1 error and a confusion-matrix PNG")
+    evaluate.add_argument("name", help="a registered model name")
+    evaluate.add_argument("--weights", required=True, help="a .weights.h5 (preprocessing from run.json beside it)")
+    evaluate.add_argument("--data", required=True, help="CIFAR python batches or split/<class>/ image folders")
+    evaluate.add_argument("--split", default="test", help="default test")
+    evaluate.add_argument("--batch-size", type=int, default=500)
+    evaluate.add_argument("--image-size", type=_image_size, default=None, help="H,W image folders are resized to")
+    evaluate.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    evaluate.add_argument("--confusion", default=None, help="PNG path (default beside the weights)")
+    evaluate.add_argument("--json", default=None, help="also write the metrics as JSON")
+    evaluate.set_defaults(run=_cmd_evaluate)
     return parser
 
 

@@ -63,6 +63,11 @@ RECIPES = {
         source="Rebuffi et al. 2017/2018: SGD 0.9, lr 0.1 x0.1 at 80 and 100 of 120 epochs; "
         "5e-4 is the classifier's decay (adapters 1e-4 are set per layer kind by the adapter models)",
     ),
+    "finetune": Recipe(
+        "finetune", 30, 128, 0.01, (15, 25), 0.1, 5e-4, True, "wrn",
+        source="this package's choice for transfer from a trained network: the wrn recipe's optimizer at "
+        "a tenth of its learning rate, x0.1 at 50% and 83% of 30 epochs",
+    ),
 }
 
 

@@ -50,7 +50,8 @@ def augment_fn(kind):
     return AUGMENTATIONS[kind]
 
 
-def make_dataset(images, labels, batch_size, mean, std, augmentation="none", shuffle=False, seed=0):
+def make_dataset(images, labels, batch_size, mean, std, augmentation="none", shuffle=False, seed=0,
+                 reshuffle_each_iteration=True):
     """A batched `tf.data.Dataset` of normalised (and augmented) images.
 
     Args:
@@ -60,12 +61,17 @@ def make_dataset(images, labels, batch_size, mean, std, augmentation="none", shu
         augmentation: a key of `AUGMENTATIONS`; applied after normalisation.
         shuffle: reshuffle every epoch (seeded).
         seed: seeds the shuffle and the augmentation streams.
+        reshuffle_each_iteration: draw a new order and new augmentations on
+            every pass (a multi-epoch ``fit``).  False repeats the first pass,
+            and keeps the stream identical when `tf.distribute` rewrites the
+            dataset graph (stateful seed generators are re-created there);
+            `keras_wrn.training` builds one such dataset per epoch.
     """
     augment = augment_fn(augmentation)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=reshuffle_each_iteration)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=reshuffle_each_iteration).batch(2)
     dataset = tf.data.Dataset.zip((dataset, seeds))
     dataset = dataset.map(
         lambda pair, pair_seed: (augment(normalize(pair[0], mean, std), pair_seed), pair[1]),

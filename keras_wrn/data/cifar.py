@@ -13,7 +13,7 @@ import pickle
 
 import numpy as np
 
-__all__ = ["load_cifar", "SafeCifarUnpickler", "CIFAR_LAYOUT"]
+__all__ = ["load_cifar", "cifar_class_names", "SafeCifarUnpickler", "CIFAR_LAYOUT"]
 
 # dataset -> (directory name, {split: [batch files]}, label key, classes)
 CIFAR_LAYOUT = {
@@ -25,6 +25,8 @@ CIFAR_LAYOUT = {
     ),
     "cifar100": ("cifar-100-python", {"train": ["train"], "test": ["test"]}, b"fine_labels", 100),
 }
+# dataset -> (metadata file, key of the class-name list)
+CIFAR_META = {"cifar10": ("batches.meta", b"label_names"), "cifar100": ("meta", b"fine_label_names")}
 DOWNLOAD_HINT = {
     "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
     "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
@@ -115,3 +117,29 @@ def load_cifar(dataset="cifar10", split="train", directory=None):
         f"Download and extract {DOWNLOAD_HINT[dataset]} there (or call keras.datasets."
         f"{dataset}.load_data() once while online), or pass directory=."
     )
+
+
+def cifar_class_names(dataset="cifar10", directory=None):
+    """Class names from the batches' metadata file (``batches.meta`` / ``meta``).
+
+    Falls back to ``"0", "1", ...`` when the file is absent; a file that is
+    present but not in the format is an error.
+    """
+    if dataset not in CIFAR_LAYOUT:
+        raise ValueError(f"cifar_class_names: dataset={dataset!r} is not allowed; expected one of {sorted(CIFAR_LAYOUT)}.")
+    dirname, _, _, classes = CIFAR_LAYOUT[dataset]
+    filename, key = CIFAR_META[dataset]
+    for candidate in _candidate_directories(dirname, directory):
+        path = os.path.join(candidate, filename)
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path, "rb") as handle:
+                content = SafeCifarUnpickler(io.BytesIO(handle.read()), encoding="bytes").load()
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path}: not a CIFAR metadata file ({error}).") from None
+        names = content.get(key) if isinstance(content, dict) else None
+        if not isinstance(names, list) or len(names) != classes:
+            raise ValueError(f"{path}: expected a dict with {key!r}, a list of {classes} names.")
+        return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
+    return [str(i) for i in range(classes)]

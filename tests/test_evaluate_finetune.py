@@ -1,0 +1,135 @@
+"""keras-wrn evaluate (top-1 error, confusion matrix), fine-tuning with a new head, ZCA runs."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_wrn.training import evaluate, load_data, train
+from test_training import write_image_folder
+
+QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    data = write_image_folder(root / "data")
+    train("wrn-16-1", data, root / "run", epochs=2, batch_size=16, verbose=0)
+    return data, root / "run"
+
+
+def independent_error(data, run, weights):
+    """Top-1 error recomputed by hand from run.json's statistics."""
+    from keras_wrn.registry import create_model
+
+    config = json.loads((run / "run.json").read_text())
+    arrays = load_data(data, splits=("test",))
+    model = create_model("wrn-16-1", classes=3, compile=False)
+    model.load_weights(weights)
+    x = (arrays["x_test"].astype("float32") - np.array(config["mean"], "float32")) / np.array(config["std"], "float32")
+    predictions = model.predict(x, verbose=0).argmax(axis=-1)
+    return float(np.mean(predictions != arrays["y_test"]))
+
+
+def test_evaluate_matches_a_hand_computed_error(trained, tmp_path):
+    data, run = trained
+    result = evaluate("wrn-16-1", run / "last.weights.h5", data, confusion_png=tmp_path / "cm.png")
+    assert result["images"] == 12
+    assert result["top1_error"] == pytest.approx(independent_error(data, run, run / "last.weights.h5"))
+    matrix = np.array(result["confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum() == 12 and list(matrix.sum(axis=1)) == [4, 4, 4]
+    assert result["top1_error"] == pytest.approx(1 - np.trace(matrix) / 12)
+    assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_cli_prints_the_error_and_writes_json(trained, tmp_path):
+    data, run = trained
+    out = subprocess.run(
+        [sys.executable, "-m", "keras_wrn", "evaluate", "wrn-16-1", "--weights", str(run / "best.weights.h5"),
+         "--data", str(data), "--confusion", str(tmp_path / "cm.png"), "--json", str(tmp_path / "m.json")],
+        capture_output=True, text=True, env=QUIET, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert f"top-1 error {100 * metrics['top1_error']:.2f}%" in out.stdout
+    assert os.path.exists(tmp_path / "cm.png")
+
+
+def test_evaluate_errors(trained, tmp_path):
+    data, run = trained
+    with pytest.raises(ValueError, match="belongs to a run of model 'wrn-16-1'"):
+        evaluate("wrn-16-2", run / "last.weights.h5", data)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        evaluate("wrn-16-1", tmp_path / "missing.weights.h5", data)
+    other = tmp_path / "other.weights.h5"  # no run.json beside it: the data's training statistics
+    shutil.copy(run / "last.weights.h5", other)
+    assert evaluate("wrn-16-1", other, data)["images"] == 12
+    with pytest.raises(ValueError, match="does not fit wrn-16-2"):
+        evaluate("wrn-16-2", other, data)
+
+
+def test_finetune_with_a_frozen_backbone_trains_only_the_new_head(trained, tmp_path):
+    data, run = trained
+    new_data = write_image_folder(tmp_path / "two", classes=2)
+    history = train("wrn-16-1", new_data, tmp_path / "ft", recipe="finetune", epochs=1, batch_size=16, verbose=0,
+                    init_weights=run / "last.weights.h5", freeze_backbone=True)
+    assert len(history) == 1
+    from keras_wrn.registry import create_model
+
+    source = create_model("wrn-16-1", classes=3, compile=False)
+    source.load_weights(run / "last.weights.h5")
+    tuned = create_model("wrn-16-1", classes=2, compile=False)
+    tuned.load_weights(tmp_path / "ft" / "last.weights.h5")
+    for layer in source.layers:
+        if layer.name != "predictions":  # conv kernels and BN moving statistics untouched
+            for before, after in zip(layer.get_weights(), tuned.get_layer(layer.name).get_weights()):
+                np.testing.assert_array_equal(after, before, err_msg=layer.name)
+    assert tuned.get_layer("predictions").get_weights()[0].shape == (16 * 4, 2)
+
+
+def test_finetune_without_freezing_moves_the_backbone(trained, tmp_path):
+    data, run = trained
+    train("wrn-16-1", data, tmp_path / "ft", recipe="finetune", epochs=1, batch_size=16, verbose=0,
+          init_weights=run / "last.weights.h5")
+    from keras_wrn.registry import create_model
+
+    source = create_model("wrn-16-1", classes=3, compile=False)
+    source.load_weights(run / "last.weights.h5")
+    tuned = create_model("wrn-16-1", classes=3, compile=False)
+    tuned.load_weights(tmp_path / "ft" / "last.weights.h5")
+    assert not np.array_equal(source.get_layer("stem_conv").get_weights()[0], tuned.get_layer("stem_conv").get_weights()[0])
+
+
+def test_finetune_errors(trained, tmp_path):
+    data, run = trained
+    with pytest.raises(ValueError, match="--freeze-backbone needs --weights"):
+        train("wrn-16-1", data, tmp_path / "a", freeze_backbone=True)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        train("wrn-16-1", data, tmp_path / "b", init_weights=tmp_path / "nope.weights.h5")
+    with pytest.raises(ValueError, match="does not fit the"):
+        train("wrn-16-2", data, tmp_path / "c", epochs=1, init_weights=run / "last.weights.h5", verbose=0)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_zca_whitening_is_exact_and_runs_train_and_evaluate(trained, tmp_path):
+    from keras_wrn.data.whitening import apply_zca, fit_zca
+
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(48, 48))
+    images = np.clip(rng.normal(size=(600, 48)) @ mixing * 8 + 128, 0, 255).astype(np.uint8).reshape(600, 4, 4, 3)
+    mean, matrix = fit_zca(images, epsilon=0.0)
+    white = apply_zca(images, mean, matrix).reshape(600, -1).astype(np.float64)
+    np.testing.assert_allclose(np.cov(white, rowvar=False, bias=True), np.eye(48), atol=2e-3)
+    np.testing.assert_allclose(matrix, matrix.T, atol=1e-5)  # zero-phase: symmetric
+    with pytest.raises(ValueError, match="need a \\(24,\\) mean .* got \\(48,\\)"):
+        apply_zca(images[:, :2], mean, matrix)
+
+    data, _ = trained
+    train("wrn-16-1", data, tmp_path / "zca", epochs=1, batch_size=16, verbose=0, normalization="zca")
+    with np.load(tmp_path / "zca" / "zca.npz", allow_pickle=False) as stored:
+        assert stored["matrix"].shape == (3072, 3072)
+    assert evaluate("wrn-16-1", tmp_path / "zca" / "last.weights.h5", data)["images"] == 12
