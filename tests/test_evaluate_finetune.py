@@ -133,3 +133,26 @@ def test_zca_whitening_is_exact_and_runs_train_and_evaluate(trained, tmp_path):
     with np.load(tmp_path / "zca" / "zca.npz", allow_pickle=False) as stored:
         assert stored["matrix"].shape == (3072, 3072)
     assert evaluate("wrn-16-1", tmp_path / "zca" / "last.weights.h5", data)["images"] == 12
+
+
+def test_builder_weights_path_loads_whole_model_or_backbone(tmp_path):
+    import keras_wrn
+
+    source = keras_wrn.create_model("wrn-16-1", compile=False)
+    source.save_weights(tmp_path / "s.weights.h5")
+    same = keras_wrn.create_model("wrn-16-1", weights=tmp_path / "s.weights.h5", compile=False)
+    for expected, got in zip(source.get_weights(), same.get_weights()):
+        np.testing.assert_array_equal(got, expected)
+    new_head = keras_wrn.create_model("wrn-16-1", classes=5, weights=tmp_path / "s.weights.h5", compile=False)
+    headless = keras_wrn.create_model("wrn-16-1", include_top=False, pooling="avg", input_shape=(48, 48, 3),
+                                      weights=tmp_path / "s.weights.h5")
+    for model in (new_head, headless):
+        for layer in source.layers:
+            if layer.name != "predictions" and layer.weights:
+                for expected, got in zip(layer.get_weights(), model.get_layer(layer.name).get_weights()):
+                    np.testing.assert_array_equal(got, expected, err_msg=layer.name)
+    assert new_head.output_shape == (None, 5) and headless.output_shape == (None, 64)
+    with pytest.raises(ValueError, match="s.weights.h5: does not fit the wrn_16_2 architecture"):
+        keras_wrn.create_model("wrn-16-2", classes=5, weights=tmp_path / "s.weights.h5")
+    with pytest.raises(ValueError, match="s.weights.h5'?: does not fit wrn_16_2"):
+        keras_wrn.create_model("wrn-16-2", weights=tmp_path / "s.weights.h5")

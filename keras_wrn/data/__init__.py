@@ -5,6 +5,9 @@
   format holds.
 - `extract_archive`: tar/zip extraction that refuses members escaping the target.
 - `augment`: the papers' augmentations as `tf.data` functions.
+- `load_image_folder`: ``root/<class>/*.jpg`` via Keras' own loader.
+- `decathlon`: the Visual Decathlon's COCO-style annotations and statistics.
+- `whitening`: ZCA (WRN v1).
 """
 
 from keras_wrn.data.archives import extract_archive
@@ -18,8 +21,10 @@ from keras_wrn.data.augment import (
     make_dataset,
     normalize,
 )
-from keras_wrn.data.cifar import load_cifar
+from keras_wrn.data.cifar import cifar_class_names, load_cifar
+from keras_wrn.data.decathlon import decathlon_dataset, load_decathlon, read_mean_std
 from keras_wrn.data.folders import load_image_folder
+from keras_wrn.data.whitening import apply_zca, fit_zca
 
 __all__ = [
     "AUGMENTATIONS",
@@ -27,10 +32,16 @@ __all__ = [
     "CIFAR10_JPEG_STD",
     "CIFAR10_MEAN",
     "CIFAR10_STD",
+    "apply_zca",
     "augment_fn",
+    "cifar_class_names",
+    "decathlon_dataset",
     "extract_archive",
+    "fit_zca",
     "load_cifar",
+    "load_decathlon",
     "load_image_folder",
     "make_dataset",
     "normalize",
+    "read_mean_std",
 ]

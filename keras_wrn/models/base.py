@@ -259,12 +259,46 @@ def build_model(family, args):
     model = keras.Model(model_inputs, outputs, name=config["name"] or default_name)
 
     if config["weights"] is not None:
-        model.load_weights(config["weights"])
+        load_into(model, family, config)
     if config["compile"] and config["include_top"]:
         compile_for_paper(model, family.key, config["weight_decay"], config["classifier_activation"])
     if config["verbose"]:
         print(f"{display_name} created: {model.count_params():,} parameters.")
     return model
+
+
+def load_into(model, family, config):
+    """Load ``config["weights"]`` into ``model``: the whole model, or the backbone only.
+
+    As in keras.applications, a ``.weights.h5`` whose classifier width differs
+    from ``classes``, or ``include_top=False``, loads every layer but the head:
+    the file's own architecture is rebuilt, loaded (Keras checks every shape)
+    and copied layer by layer (see `keras_wrn.weights.load_backbone`).
+    """
+    import inspect
+
+    from keras_wrn import models
+    from keras_wrn.weights import load_backbone, weight_file_classes
+
+    path = os.fspath(config["weights"])
+    file_classes = weight_file_classes(path) if path.endswith(".weights.h5") else None
+    if not path.endswith(".weights.h5") or (config["include_top"] and file_classes == config["classes"]):
+        try:
+            model.load_weights(path)
+        except ValueError as error:
+            raise ValueError(f"weights={path!r}: does not fit {model.name}: {error}") from None
+        return
+
+    builder = getattr(models, family.builder)
+    parameters = inspect.signature(builder).parameters
+    fixed = {key: config[key] for key in parameters if key in config and key not in (
+        "weights", "classes", "include_top", "compile", "input_tensor", "name", "pooling", "verbose")}
+    fixed["input_shape"] = tuple(model.input_shape[1:])
+
+    def build_source(classes):
+        return builder(**fixed, classes=classes or 1, include_top=classes is not None, compile=False)
+
+    load_backbone(model, path, build_source)
 
 
 def wide_group_filters(width):

@@ -1,0 +1,209 @@
+"""The Visual Decathlon (Rebuffi et al. 2017): COCO-style annotations, images and per-domain statistics.
+
+Layout of an extracted ``decathlon-1.0`` directory (the challenge's, used by
+the reference code, seed 001)::
+
+    ROOT/annotations/<domain>_train.json, <domain>_val.json, <domain>_test_stripped.json
+    ROOT/data/<domain>/<split>/...jpg          (``file_name`` in the JSON is relative to ROOT)
+    ROOT/decathlon_mean_std.pickle             ({"<domain>mean": [r, g, b], "<domain>std": [...]})
+
+Each JSON holds ``images`` (``id``, ``file_name``), ``categories`` (``id``) and,
+except for the test split, ``annotations`` (``image_id``, ``category_id``).
+Labels are the positions of the category ids in sorted order.
+
+Preprocessing (paper-numbers.md): shorter side resized to 72 px; training
+takes a random 64x64 crop and a horizontal flip, evaluation the centre 64x64;
+gtsrb, omniglot and svhn use the centre 72x72 crop and no flip in both.
+"""
+
+import dataclasses
+import io
+import json
+import os
+import pickle
+
+import numpy as np
+
+from keras_wrn.data.cifar import SafeCifarUnpickler
+
+__all__ = ["DOMAINS", "DecathlonSplit", "load_decathlon", "read_mean_std", "decathlon_dataset"]
+
+# domain -> classes (paper-numbers.md)
+DOMAINS = {
+    "imagenet12": 1000, "aircraft": 100, "cifar100": 100, "daimlerpedcls": 2, "dtd": 47, "gtsrb": 43,
+    "omniglot": 1623, "svhn": 10, "ucf101": 101, "vgg-flowers": 102,
+}
+CENTRE_CROP_DOMAINS = ("gtsrb", "omniglot", "svhn")
+RESIZE, CROP = 72, 64
+SPLIT_FILES = {"train": ("train",), "val": ("val",), "test": ("test_stripped", "test")}
+MEAN_STD_FILE = "decathlon_mean_std.pickle"
+
+
+@dataclasses.dataclass
+class DecathlonSplit:
+    """One domain's split: image paths, labels (None for the unlabelled test split), ids."""
+
+    domain: str
+    split: str
+    paths: list
+    image_ids: np.ndarray
+    labels: np.ndarray | None
+    category_ids: list
+
+
+def _annotation_path(root, domain, split):
+    looked = [os.path.join(root, "annotations", f"{domain}_{name}.json") for name in SPLIT_FILES[split]]
+    for path in looked:
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(
+        f"load_decathlon: no annotation file for {domain} {split}; looked for {', '.join(looked)}. "
+        "Get decathlon-1.0-data.tar.gz and the annotations from the Visual Decathlon site "
+        "(www.robots.ox.ac.uk/~vgg/decathlon) and extract both into the same root."
+    )
+
+
+def _fail(path, message):
+    raise ValueError(f"{path}: {message}")
+
+
+def load_decathlon(root, domain, split="train"):
+    """Read ``domain``'s ``split`` annotations under ``root``; returns a `DecathlonSplit`.
+
+    Raises:
+        FileNotFoundError: the annotation file or an image is missing (named).
+        ValueError: malformed JSON, annotations naming unknown image ids,
+            category ids outside ``categories``, a class count other than
+            the domain's, or labelled splits with unlabelled images.
+    """
+    root = os.fspath(root)
+    if domain not in DOMAINS:
+        raise ValueError(f"load_decathlon: domain={domain!r} is not allowed; expected one of {sorted(DOMAINS)}.")
+    if split not in SPLIT_FILES:
+        raise ValueError(f"load_decathlon: split={split!r} is not allowed; expected one of {sorted(SPLIT_FILES)}.")
+    path = _annotation_path(root, domain, split)
+    try:
+        with open(path, encoding="utf-8") as stream:
+            content = json.load(stream)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        _fail(path, f"not a JSON annotation file ({error}).")
+    if not isinstance(content, dict) or not isinstance(content.get("images"), list):
+        _fail(path, "expected a JSON object with an 'images' list (COCO style).")
+    try:
+        ids = [int(image["id"]) for image in content["images"]]
+        names = [str(image["file_name"]) for image in content["images"]]
+        category_ids = sorted(int(category["id"]) for category in content.get("categories", []))
+    except (KeyError, TypeError, ValueError) as error:
+        _fail(path, f"every image needs 'id' and 'file_name', every category an 'id' ({error!r}).")
+    if len(set(ids)) != len(ids):
+        _fail(path, "image ids are not unique.")
+    annotations = content.get("annotations")
+    labels = None
+    if annotations:
+        if len(category_ids) != DOMAINS[domain]:
+            _fail(path, f"has {len(category_ids)} categories; {domain} has {DOMAINS[domain]} classes.")
+        position = {image_id: index for index, image_id in enumerate(ids)}
+        label_of = {category: index for index, category in enumerate(category_ids)}
+        labels = np.full(len(ids), -1, np.int64)
+        for number, annotation in enumerate(annotations):
+            image_id, category = int(annotation["image_id"]), int(annotation["category_id"])
+            if image_id not in position:
+                _fail(path, f"annotation {number} refers to image_id {image_id}, which is not among the images.")
+            if category not in label_of:
+                _fail(path, f"annotation {number} has category_id {category}, outside the file's "
+                            f"{len(category_ids)} categories ({category_ids[0]}..{category_ids[-1]}); "
+                            f"labels must lie in 0..{DOMAINS[domain] - 1}.")
+            labels[position[image_id]] = label_of[category]
+        if (labels < 0).any():
+            missing = [ids[i] for i in np.flatnonzero(labels < 0)[:5]]
+            _fail(path, f"{int((labels < 0).sum())} images have no annotation (ids {missing}...).")
+    elif split != "test":
+        _fail(path, f"the {split} split needs 'annotations' (only the test split is unlabelled).")
+    paths = [os.path.join(root, name) for name in names]
+    for image_path in paths[:1] + paths[-1:]:
+        if not os.path.isfile(image_path):
+            raise FileNotFoundError(f"{path}: image {image_path} does not exist (file_name is relative to {root}).")
+    return DecathlonSplit(domain, split, paths, np.asarray(ids), labels, category_ids)
+
+
+def read_mean_std(path, domain):
+    """Per-channel ``(mean, std)`` of ``domain`` on the 0-255 scale from the challenge's pickle.
+
+    The pickle is read with the data-only unpickler (dicts, lists, numbers,
+    NumPy arrays); statistics stored on the 0-1 scale are rescaled.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, MEAN_STD_FILE)
+    try:
+        with open(path, "rb") as handle:
+            content = SafeCifarUnpickler(io.BytesIO(handle.read()), encoding="latin1").load()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"read_mean_std: {path} does not exist.") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
+        raise ValueError(f"{path}: not a Decathlon mean/std pickle ({error}).") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a dict of '<domain>mean' / '<domain>std', got {type(content).__name__}.")
+    stats = []
+    for key in (f"{domain}mean", f"{domain}std"):
+        value = content.get(key, content.get(key.encode()))
+        try:
+            value = np.asarray(value, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or value.shape != (3,) or not np.isfinite(value).all():
+            raise ValueError(f"{path}: {key!r} must hold 3 numbers, got {content.get(key)!r}.")
+        stats.append(value)
+    mean, std = stats
+    if (std <= 0).any():
+        raise ValueError(f"{path}: {domain}std must be positive, got {std.tolist()}.")
+    scale = 255.0 if mean.max() <= 1.0 and std.max() <= 1.0 else 1.0
+    return tuple((mean * scale).tolist()), tuple((std * scale).tolist())
+
+
+def _resize_shorter(image, size):
+    import tensorflow as tf
+
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = size / tf.reduce_min(shape)
+    new_shape = tf.cast(tf.round(shape * scale), tf.int32)
+    return tf.image.resize(image, tf.maximum(new_shape, size), method="bilinear", antialias=True)
+
+
+def decathlon_dataset(split, batch_size, mean, std, training=False, seed=0, shuffle=None):
+    """A batched `tf.data.Dataset` of a `DecathlonSplit`: ``(image, label)``, or images alone for test.
+
+    Images are float32, normalised with ``mean``/``std`` (0-255 scale), of
+    size 64x64 (72x72 for gtsrb, omniglot, svhn); see the module doc.
+    """
+    import tensorflow as tf
+
+    from keras_wrn.data.augment import normalize
+
+    centre_only = split.domain in CENTRE_CROP_DOMAINS
+    crop = RESIZE if centre_only else CROP
+    shuffle = training if shuffle is None else shuffle
+
+    def prepare(path, element_seed):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image = _resize_shorter(tf.cast(image, tf.float32), RESIZE)
+        if training and not centre_only:
+            image = tf.image.stateless_random_crop(image, (crop, crop, 3), seed=element_seed)
+            image = tf.image.stateless_random_flip_left_right(image, seed=element_seed[::-1])
+        else:
+            height, width = tf.shape(image)[0], tf.shape(image)[1]
+            image = tf.image.crop_to_bounding_box(image, (height - crop) // 2, (width - crop) // 2, crop, crop)
+        return normalize(image, mean, std)
+
+    paths = tf.data.Dataset.from_tensor_slices(split.paths)
+    labelled = split.labels is not None
+    dataset = tf.data.Dataset.zip((paths, tf.data.Dataset.from_tensor_slices(split.labels))) if labelled else paths
+    if shuffle:
+        dataset = dataset.shuffle(len(split.paths), seed=seed, reshuffle_each_iteration=True)
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    dataset = tf.data.Dataset.zip((dataset, seeds))
+    if labelled:
+        dataset = dataset.map(lambda pair, s: (prepare(pair[0], s), pair[1]), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = dataset.map(lambda path, s: prepare(path, s), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
