@@ -16,6 +16,8 @@ It also keeps the momentum buffer in Torch's scale (``lr`` outside the buffer),
 so a learning-rate drop acts on the whole step at once as it did for the authors.
 """
 
+import fnmatch
+
 import keras
 from keras import ops
 
@@ -32,6 +34,11 @@ class CoupledWeightDecaySGD(keras.optimizers.SGD):
         nesterov: bool. Defaults to True (WRN paper).
         l2: float >= 0, the coefficient added as ``l2 * w`` to each gradient
             before the momentum update. Defaults to 5e-4 (WRN paper).
+            Or, for decay per layer kind (the residual-adapter recipe), a dict
+            ``{pattern: coefficient}`` of shell-style patterns matched against
+            each variable's path (``"group1_block1_conv1/kernel"``) in order,
+            with ``"*"`` as the last, catch-all entry, e.g.
+            ``{"*adapter*": 1e-4, "predictions/*": 5e-4, "*": 5e-4}``.
         **kwargs: the other `keras.optimizers.Optimizer` arguments, except
             `weight_decay` (the decoupled kind), which is refused.
     """
@@ -44,19 +51,33 @@ class CoupledWeightDecaySGD(keras.optimizers.SGD):
                 "coefficient as `l2` instead."
             )
         kwargs.pop("weight_decay", None)
-        if not isinstance(l2, (int, float)) or isinstance(l2, bool) or l2 < 0:
-            raise ValueError(f"CoupledWeightDecaySGD: `l2` must be a float >= 0, got l2={l2!r}.")
         super().__init__(
             learning_rate=learning_rate, momentum=float(momentum), nesterov=nesterov, **kwargs
         )
-        self.l2 = float(l2)
+        self.l2 = _check_l2(l2)
+
+    def build(self, variables):
+        super().build(variables)
+        # Resolved once per variable: inside update_step the TF backend hands
+        # over the raw tf.Variable, which has no Keras path.
+        self._l2_values = [self.l2_for(variable) for variable in variables]
+
+    def l2_for(self, variable):
+        """The decay coefficient of ``variable`` (by its path, for a per-kind ``l2``)."""
+        if not isinstance(self.l2, dict):
+            return self.l2
+        for pattern, coefficient in self.l2.items():
+            if fnmatch.fnmatchcase(variable.path, pattern):
+                return coefficient
+        return 0.0
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         learning_rate = ops.cast(learning_rate, dtype)
         gradient = ops.cast(gradient, dtype)
-        if self.l2:
-            gradient = ops.add(gradient, ops.multiply(ops.convert_to_tensor(self.l2, dtype=dtype), variable))
+        l2 = self._l2_values[self._get_variable_index(variable)] if isinstance(self.l2, dict) else self.l2
+        if l2:
+            gradient = ops.add(gradient, ops.multiply(ops.convert_to_tensor(l2, dtype=dtype), variable))
         if self.momentum == 0:
             self.assign_sub(variable, ops.multiply(learning_rate, gradient))
             return
@@ -70,6 +91,22 @@ class CoupledWeightDecaySGD(keras.optimizers.SGD):
         config = super().get_config()
         config["l2"] = self.l2
         return config
+
+
+def _check_l2(l2):
+    def valid(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+    if isinstance(l2, dict):
+        if not l2 or list(l2)[-1] != "*" or not all(isinstance(k, str) and valid(v) for k, v in l2.items()):
+            raise ValueError(
+                "CoupledWeightDecaySGD: a per-kind `l2` must map shell-style variable-path patterns to "
+                f'floats >= 0 and end with the catch-all "*", got l2={l2!r}.'
+            )
+        return {key: float(value) for key, value in l2.items()}
+    if not valid(l2):
+        raise ValueError(f"CoupledWeightDecaySGD: `l2` must be a float >= 0 or a dict of them, got l2={l2!r}.")
+    return float(l2)
 
 
 # Paper optimizers per family: (learning rate, momentum, nesterov).

@@ -72,3 +72,26 @@ def test_refuses_decoupled_weight_decay_and_bad_l2():
         CoupledWeightDecaySGD(l2=-1)
     with pytest.raises(ValueError, match="family='vgg'"):
         paper_optimizer("vgg", 1e-4)
+
+
+def test_weight_decay_per_layer_kind():
+    import keras
+
+    from keras_wrn.recipes import ADAPTER_WEIGHT_DECAY
+
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(3, name="group1_block1_adapter1")(inputs)
+    outputs = keras.layers.Dense(2, name="predictions")(hidden)
+    model = keras.Model(inputs, outputs)
+    optimizer = CoupledWeightDecaySGD(learning_rate=1.0, momentum=0.0, l2=ADAPTER_WEIGHT_DECAY)
+    assert [optimizer.l2_for(v) for v in model.trainable_variables] == [1e-4, 1e-4, 5e-4, 5e-4]
+    before = [np.array(v.numpy()) for v in model.trainable_variables]
+    optimizer.apply([np.zeros(v.shape, "float32") for v in model.trainable_variables], model.trainable_variables)
+    for old, variable, l2 in zip(before, model.trainable_variables, [1e-4, 1e-4, 5e-4, 5e-4]):
+        np.testing.assert_allclose(variable.numpy(), old * (1 - l2), rtol=1e-6)
+    clone = CoupledWeightDecaySGD.from_config(optimizer.get_config())
+    assert clone.l2 == {"*adapter*": 1e-4, "*": 5e-4}
+    with pytest.raises(ValueError, match='end with the catch-all "\\*"'):
+        CoupledWeightDecaySGD(l2={"*adapter*": 1e-4})
+    with pytest.raises(ValueError, match="floats >= 0"):
+        CoupledWeightDecaySGD(l2={"*": -1.0})
