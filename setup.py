@@ -10,6 +10,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_wrn", "keras_wrn.*"]),
+    package_data={"keras_wrn": ["samples/README.md", "samples/cifar10-jpeg-sample/test/*/*.jpg"]},
     python_requires=">=3.10",
     install_requires=[
         "keras>=3.8",

@@ -1,9 +1,13 @@
-"""keras_wrn demo: build a model, print its summary, draw it, train it a few steps.
+"""keras_wrn demo, offline: released weights -> evaluation on the bundled sample -> summary -> plot.
 
-    python examples/demo.py [--model wrn-16-2] [--epochs 6] [--out demo_out]
+    python examples/demo.py [--weights NAME] [--out demo_out]
 
-The training data here is generated (a learnable colour-per-class task), so
-the demo runs anywhere without downloads; the loss must fall.
+1. loads the default released model (`keras-wrn weights list`), checking its sha256;
+2. evaluates it on the 1,000 bundled cifar10-jpeg test images and prints the
+   top-1 error next to the figure recorded in weights/manifest.json;
+3. prints the model summary (parameters, MACs, activation memory);
+4. writes the architecture plot and the confusion matrix to --out.
+Nothing is downloaded.
 """
 
 import argparse
@@ -12,60 +16,46 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
 import keras_wrn  # noqa: E402
-
-
-def generated_data(count, colours, rng):
-    """Images whose class sets a mean colour, plus noise: learnable in a few steps."""
-    labels = rng.integers(0, len(colours), size=count)
-    images = colours[labels] + 0.5 * rng.normal(size=(count, 32, 32, 3)).astype("float32")
-    return images, labels
+from keras_wrn import weights as registry  # noqa: E402
+from keras_wrn.training import evaluate  # noqa: E402
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="wrn-16-2", help="a name from keras_wrn.list_models()")
-    parser.add_argument("--epochs", type=int, default=6, help="epochs of 5 steps of batch 32")
-    parser.add_argument("--out", default="demo_out", help="where the plot and model are written")
+    parser.add_argument("--weights", default=None, help="a released weights name (default: WRN-16-1's default)")
+    parser.add_argument("--out", default="demo_out", help="where the plot and the confusion matrix go")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    keras.utils.set_random_seed(0)
+
+    name = args.weights or registry.default_weights("wrn-16-1")
+    entry = registry.weights_info(name)
+    recorded = next(m for m in entry["metrics"] if m["data"] == registry.SAMPLE_NAME)
+    print(f"released weights: {name} ({entry['model']}, {entry['parameters']:,} parameters, trained on "
+          f"{entry['dataset']} with the {entry['training']['recipe']!r} recipe for {entry['training']['epochs']} epochs)")
 
     start = time.perf_counter()
-    model = keras_wrn.create_model(args.model, classes=4)
-    print(f"built {args.model} in {time.perf_counter() - start:.1f} s "
-          f"(optimizer: {type(model.optimizer).__name__}, l2={model.optimizer.l2})")
-    keras_wrn.summary(model)
+    model = keras_wrn.create_model(entry["model"], weights=name)
+    print(f"built and loaded in {time.perf_counter() - start:.1f} s (sha256 {entry['sha256'][:16]}... verified)")
 
-    plot = keras_wrn.plot_architecture(model, os.path.join(args.out, f"{args.model}.png"))
-    print(f"plot: {plot}")
-
-    rng = np.random.default_rng(0)
-    colours = rng.normal(size=(4, 1, 1, 3)).astype("float32")
-    x, y = generated_data(32 * 5, colours, rng)
-    x_val, y_val = generated_data(256, colours, np.random.default_rng(1))
     start = time.perf_counter()
-    history = model.fit(x, y, batch_size=32, epochs=args.epochs, verbose=2)
+    confusion = os.path.join(args.out, f"confusion-{name}-sample.png")
+    result = evaluate(entry["model"], name, registry.SAMPLE_NAME, confusion_png=confusion)
     seconds = time.perf_counter() - start
-    losses = history.history["loss"]
-    images = 32 * 5 * args.epochs
-    print(f"trained {5 * args.epochs} steps of 32 in {seconds:.1f} s ({images / seconds:.0f} images/s, "
-          "first epoch includes tracing)")
-    print(f"training loss per epoch: {' -> '.join(f'{loss:.3f}' for loss in losses)}")
-    held_out = model.evaluate(x_val, y_val, verbose=0)
-    print(f"held-out accuracy after {5 * args.epochs} steps: {held_out[1]:.3f} (chance 0.25)")
+    print(f"\ntop-1 error on the bundled sample ({result['images']} cifar10-jpeg test images): "
+          f"{100 * result['top1_error']:.2f}%  (manifest: {100 * recorded['top1_error']:.2f}%; "
+          f"full test split: {100 * entry['metrics'][0]['top1_error']:.2f}%)  [{seconds:.1f} s]")
+    worst = min(result["per_class_accuracy"].items(), key=lambda item: item[1])
+    best = max(result["per_class_accuracy"].items(), key=lambda item: item[1])
+    print(f"per class: best {best[0]} {100 * best[1]:.0f}%, worst {worst[0]} {100 * worst[1]:.0f}%; "
+          f"confusion matrix: {confusion}\n")
 
-    path = os.path.join(args.out, f"{args.model}.keras")
-    model.save(path)
-    reloaded = keras.saving.load_model(path, safe_mode=True)
-    same = np.array_equal(model.predict(x_val, verbose=0), reloaded.predict(x_val, verbose=0))
-    print(f"saved {path}; reloaded predictions identical: {same}")
-    if not (losses[-1] < losses[0] and same):
-        raise SystemExit("demo failed: the loss did not fall or the reload differs")
-    return history
+    keras_wrn.summary(model)
+    plot = keras_wrn.plot_architecture(model, os.path.join(args.out, f"{entry['model']}.png"))
+    print(f"architecture plot: {plot}")
+    if round(result["top1_error"], 6) != recorded["top1_error"]:
+        raise SystemExit("demo failed: the sample error differs from the manifest's")
+    return result
 
 
 if __name__ == "__main__":

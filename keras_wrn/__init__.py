@@ -26,6 +26,9 @@ _EXPORTS = {
     "model_stats": "keras_wrn.stats",
     "summary": "keras_wrn.stats",
     "plot_architecture": "keras_wrn.plotting",
+    "list_weights": "keras_wrn.weights",
+    "weights_info": "keras_wrn.weights",
+    "verify_weights": "keras_wrn.weights",
 }
 
 __all__ = sorted(_EXPORTS)

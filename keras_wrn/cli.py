@@ -6,11 +6,13 @@
     keras-wrn train NAME --data DIR --recipe R --epochs E --out RUN_DIR [--resume] [--distribute D]
     keras-wrn finetune NAME --weights W --data DIR --out RUN_DIR [--freeze-backbone]
     keras-wrn evaluate NAME --weights W --data DIR [--split test] [--confusion OUT.png]
+    keras-wrn weights list|show|verify|release ...
 """
 
 import argparse
 import json
 import os
+import shlex
 import sys
 
 # Quieter TensorFlow start-up for a command-line tool; set before TF is imported.
@@ -77,7 +79,8 @@ def _cmd_train(args):
                     dropout=args.dropout, limit_train=args.limit_train, verbose=args.verbose,
                     init_weights=getattr(args, "weights", None),
                     freeze_backbone=getattr(args, "freeze_backbone", False),
-                    normalization=args.normalization, image_size=args.image_size, distribute=args.distribute)
+                    normalization=args.normalization, image_size=args.image_size, distribute=args.distribute,
+                    command=shlex.join(["keras-wrn"] + args.argv))
     if history:
         last = history[-1]
         print(f"epoch {last['epoch']}: test error {100 * (1 - last['val_accuracy']):.2f}% "
@@ -100,6 +103,43 @@ def _cmd_evaluate(args):
         with open(args.json, "w", encoding="utf-8") as stream:
             json.dump(result, stream, indent=2)
         print(f"metrics: {args.json}")
+
+
+def _cmd_weights(args):
+    from keras_wrn import weights
+
+    if args.action == "list":
+        names = weights.list_weights(args.names[0] if args.names else "*")
+        for name in names:
+            entry = weights.weights_info(name)
+            test = entry["metrics"][0]
+            print(f"{name:32s} {entry['model']:14s} {entry['parameters']:>11,} params  "
+                  f"{100 * test['top1_error']:.2f}% top-1 error ({test['data']}){'  [default]' if entry.get('default') else ''}")
+        if not names:
+            print("no released weights" + (f" match {args.names[0]!r}" if args.names else ""))
+    elif args.action == "show":
+        if len(args.names) != 1:
+            raise ValueError("weights show: expected one released weights name.")
+        print(json.dumps(weights.weights_info(args.names[0]), indent=2))
+    elif args.action == "verify":
+        failures = 0
+        for name in args.names or weights.list_weights():
+            try:
+                report = weights.verify_weights(name)
+            except (ValueError, FileNotFoundError) as error:
+                failures += 1
+                print(f"FAIL {name}: {error}")
+            else:
+                print(f"ok   {name}: sha256 {report['sha256'][:16]}..., {report['parameters']:,} parameters")
+        if failures:
+            raise ValueError(f"{failures} release(s) failed verification.")
+    else:  # release
+        if len(args.names) != 1 or not args.name or not args.data:
+            raise ValueError("weights release: expected RUN_DIR, --name NAME and --data DIR.")
+        entry = weights.release(args.names[0], args.name, args.data, dataset=args.dataset, which=args.which,
+                                default=args.default, training_command=args.training_command,
+                                training_commit=args.training_commit, wall_time=args.wall_time)
+        print(json.dumps(entry, indent=2))
 
 
 def _add_training_arguments(parser, default_recipe):
@@ -163,11 +203,26 @@ def make_parser():
     evaluate.add_argument("--confusion", default=None, help="PNG path (default beside the weights)")
     evaluate.add_argument("--json", default=None, help="also write the metrics as JSON")
     evaluate.set_defaults(run=_cmd_evaluate)
+
+    released = commands.add_parser("weights", help="released weights: list, show, verify, release")
+    released.add_argument("action", choices=("list", "show", "verify", "release"))
+    released.add_argument("names", nargs="*", help="list: a pattern; show/verify: names; release: the run directory")
+    released.add_argument("--name", help="release: the new weights name, e.g. wrn-16-1.cifar10-jpeg-e10")
+    released.add_argument("--data", help="release: the data whose test split is evaluated")
+    released.add_argument("--dataset", default="cifar10-jpeg", help="release: the dataset's name")
+    released.add_argument("--which", default="last", choices=("last", "best"))
+    released.add_argument("--default", action="store_true", help="release: make it the model's default weights")
+    released.add_argument("--training-command", default=None, help="release: for runs that predate run.json's record")
+    released.add_argument("--training-commit", default=None, help="release: for runs that predate run.json's record")
+    released.add_argument("--wall-time", default=None, help="release: for runs that predate per-epoch timing")
+    released.set_defaults(run=_cmd_weights)
     return parser
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)
+    args.argv = argv
     from keras_wrn.plotting import GraphvizMissingError
 
     try:

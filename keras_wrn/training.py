@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 
 import numpy as np
 
@@ -76,7 +77,11 @@ def load_data(data, splits=("train", "test"), image_size=None):
     from keras_wrn.data import load_cifar, load_image_folder
     from keras_wrn.data.cifar import CIFAR_LAYOUT, cifar_class_names
 
+    from keras_wrn.weights import SAMPLE_DIR, SAMPLE_NAME
+
     data = os.fspath(data)
+    if data == SAMPLE_NAME and not os.path.isdir(data):
+        data = SAMPLE_DIR  # the bundled offline sample
     if not os.path.isdir(data):
         raise ValueError(f"--data {data!r} is not a directory.")
     result = {}
@@ -304,7 +309,7 @@ def _is_chief(strategy):
 
 def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None, seed=0, resume=False,
           dropout=None, limit_train=None, verbose=1, *, init_weights=None, freeze_backbone=False,
-          normalization="meanstd", image_size=None, distribute=None):
+          normalization="meanstd", image_size=None, distribute=None, command=None):
     """Train ``model_name`` (a registry name) on ``data`` into ``out_dir``; see the module doc.
 
     Args:
@@ -324,6 +329,7 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
             With more than one replica, BatchNorm statistics are synchronised
             across replicas so a step equals a single-device step on the same
             global batch; only the chief worker writes ``out_dir``.
+        command: the command line to record in ``run.json`` (provenance).
 
     Returns:
         The list of per-epoch history rows (dicts).
@@ -333,7 +339,7 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
 
     from keras_wrn.optimizers import CoupledWeightDecaySGD
     from keras_wrn.registry import model_args
-    from keras_wrn.weights import HEAD_LAYERS, load_backbone
+    from keras_wrn.weights import HEAD_LAYERS, load_backbone, source_commit
 
     recipe = get_recipe(recipe)
     model_args(model_name)  # unknown names fail before any data is read
@@ -368,7 +374,8 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
                   batch_size=batch_size, seed=seed, dropout=dropout, class_names=arrays["class_names"],
                   limit_train=limit_train, normalization=normalization, init_weights=init_weights,
                   freeze_backbone=bool(freeze_backbone), image_shape=list(x_train.shape[1:]),
-                  distribute=distribute or "none")
+                  distribute=distribute or "none", command=command, commit=source_commit(),
+                  started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     if resume:
         config = _check_resume(out_dir, config)
     os.makedirs(write_dir, exist_ok=True)
@@ -416,6 +423,7 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
         test = _pipeline(arrays["x_test"], arrays["y_test"], 500, config, zca)
         tensorboard = keras.callbacks.TensorBoard(os.path.join(write_dir, "tensorboard"), write_graph=False)
         for epoch in range(state["completed_epochs"], epochs):
+            started = time.perf_counter()
             train_set = _pipeline(x_train, y_train, batch_size, config, zca, recipe.augmentation,
                                   shuffle=True, seed=_epoch_seed(seed, epoch))
             result = model.fit(train_set, validation_data=test, initial_epoch=epoch, epochs=epoch + 1,
@@ -424,6 +432,8 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
                    "learning_rate": float(keras.ops.convert_to_numpy(schedule(epoch * steps_per_epoch)))}
             row.update({key: float(values[-1]) for key, values in result.history.items()})
             state["history"].append(row)
+            # Wall time per epoch, kept out of log.csv so a resumed run's log stays identical.
+            state.setdefault("epoch_seconds", []).append(round(time.perf_counter() - started, 1))
             state["completed_epochs"] = epoch + 1
             if state["best_val_accuracy"] is None or row["val_accuracy"] > state["best_val_accuracy"]:
                 state["best_val_accuracy"], state["best_epoch"] = row["val_accuracy"], epoch + 1
@@ -492,14 +502,22 @@ def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_
 
     from keras_wrn.registry import model_args
 
+    from keras_wrn.weights import is_weights_name, resolve_weights
+
     model_args(model_name)
     weights = os.fspath(weights)
-    if not os.path.isfile(weights):
-        raise FileNotFoundError(f"--weights {weights!r}: no such file.")
-    run = _run_beside(weights)
+    if is_weights_name(weights):
+        weights, entry = resolve_weights(weights)
+        preprocessing = entry["preprocessing"]
+        run = dict(model=entry["model"], class_names=entry["class_names"], image_shape=preprocessing["input_shape"],
+                   normalization="meanstd", mean=preprocessing["mean"], std=preprocessing["std"])
+        origin = f"released weights {entry['name']!r}"
+    elif not os.path.isfile(weights):
+        raise FileNotFoundError(f"--weights {weights!r}: no such file (nor a released weights name).")
+    else:
+        run, origin = _run_beside(weights), "a run of model"
     if run is not None and run.get("model") != model_name:
-        raise ValueError(f"--weights {weights!r} belongs to a run of model {run.get('model')!r} "
-                         f"(its run.json), not {model_name!r}.")
+        raise ValueError(f"--weights {weights!r} belongs to {origin} {run.get('model')!r}, not {model_name!r}.")
     if run is not None and image_size is None and run.get("image_shape"):
         image_size = run["image_shape"][:2]
     needs_train = run is None

@@ -92,7 +92,7 @@ BAD_INPUTS = [
     ("create_wide_residual_network", dict(pooling="mean"), "pooling='mean'.*'avg', 'max'"),
     ("create_wide_residual_network", dict(include_top=False, pooling="sum"), "pooling='sum'"),
     ("create_wide_residual_network", dict(weights="/no/such/file.weights.h5"), "weights='/no/such/file"),
-    ("create_wide_residual_network", dict(weights="imagenet"), "weights='imagenet'.*no such file"),
+    ("create_wide_residual_network", dict(weights="imagenet"), "create_wide_residual_network: weights='imagenet' is neither a released weights name"),
     ("create_wide_residual_network", dict(weight_decay=-1e-4), "weight_decay=-0.0001"),
     ("create_wide_residual_network", dict(N=0), "N=0"),
     ("create_wide_residual_network", dict(include_top="yes"), "include_top"),

@@ -183,15 +183,24 @@ def resolve_config(family, args, seed_kwargs):
         )
     weights = args["weights"]
     if weights is not None:
+        from keras_wrn.weights import is_weights_name, weights_info
+
         if not isinstance(weights, (str, os.PathLike)):
             raise ValueError(
-                f"{builder}: weights={weights!r} is not allowed; expected None or the path of "
-                "a weights file (.weights.h5 or .keras)."
+                f"{builder}: weights={weights!r} is not allowed; expected None, a released weights "
+                "name (keras_wrn.list_weights()) or the path of a .weights.h5 / .keras file."
             )
-        if not os.path.isfile(weights):
+        if is_weights_name(weights):
+            entry = weights_info(weights)
+            if entry["builder"] != builder:
+                raise ValueError(f"{builder}: weights={weights!r} were released for {entry['builder']}, "
+                                 f"not {builder}; use keras_wrn.create_model({entry['model']!r}, weights=...).")
+        elif not os.path.isfile(weights):
+            from keras_wrn.weights import list_weights
+
             raise ValueError(
-                f"{builder}: weights={os.fspath(weights)!r} is not allowed; no such file. "
-                "Expected None or the path of an existing .weights.h5 or .keras file."
+                f"{builder}: weights={os.fspath(weights)!r} is neither a released weights name "
+                f"({', '.join(list_weights()) or 'none yet'}) nor an existing .weights.h5 / .keras file."
             )
     if args["name"] is not None and not isinstance(args["name"], str):
         raise ValueError(f"{builder}: name={args['name']!r} is not allowed; expected a string.")
@@ -278,9 +287,15 @@ def load_into(model, family, config):
     import inspect
 
     from keras_wrn import models
-    from keras_wrn.weights import load_backbone, weight_file_classes
+    from keras_wrn.weights import is_weights_name, load_backbone, resolve_weights, weight_file_classes
 
     path = os.fspath(config["weights"])
+    if is_weights_name(path):
+        path, entry = resolve_weights(path)  # size and sha256 checked before anything loads
+        for key, value in entry["arguments"].items():
+            if key in ("depth", "width") and config.get(key) != value:
+                raise ValueError(f"weights={entry['name']!r} are for {key}={value!r}, but the model has "
+                                 f"{key}={config.get(key)!r}; build {entry['model']!r} to use them.")
     file_classes = weight_file_classes(path) if path.endswith(".weights.h5") else None
     if not path.endswith(".weights.h5") or (config["include_top"] and file_classes == config["classes"]):
         try:
