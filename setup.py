@@ -23,6 +23,12 @@ setup(
         "matplotlib",
         "tensorboard",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist"]},
+    extras_require={
+        # PyTorch only reads the original implementations' checkpoints (keras_wrn.convert) and builds the
+        # tests' references. Tests pin the CPU build this project's machines carry (an open range would
+        # pull a multi-GB CUDA build).
+        "convert": ["torch>=2.1"],
+        "test": ["pytest>=8", "pytest-xdist", "torch==2.13.0"],
+    },
     entry_points={"console_scripts": ["keras-wrn=keras_wrn.cli:main"]},
 )

@@ -7,6 +7,7 @@
     keras-wrn finetune NAME --weights W --data DIR --out RUN_DIR [--freeze-backbone]
     keras-wrn evaluate NAME --weights W --data DIR [--split test] [--confusion OUT.png]
     keras-wrn weights list|show|verify|release ...
+    keras-wrn convert SRC OUT.weights.h5 [--from wrn-pytorch]
 """
 
 import argparse
@@ -142,6 +143,31 @@ def _cmd_weights(args):
         print(json.dumps(entry, indent=2))
 
 
+CONVERTERS = {"wrn-pytorch": "keras_wrn.convert:from_wide_resnet_pytorch"}
+
+
+def _cmd_convert(args):
+    import importlib
+
+    from keras_wrn.training import _atomic_write, _write_json
+
+    out = args.out
+    if not out.endswith(".weights.h5"):
+        raise ValueError(f"OUT={out!r}: expected a path ending in .weights.h5.")
+    if os.path.exists(out):
+        raise ValueError(f"OUT={out!r} exists; choose another path (nothing is overwritten).")
+    module, function = CONVERTERS[args.source_format].split(":")
+    model = getattr(importlib.import_module(module), function)(args.src)
+    config = model.get_config()
+    _atomic_write(out, model.save_weights)
+    description = dict(source=os.path.abspath(args.src), source_format=args.source_format,
+                       model=model.name, parameters=model.count_params(),
+                       input_shape=list(model.input_shape[1:]), classes=int(model.output_shape[-1]),
+                       outputs="logits", layers=len(config["layers"]))
+    _write_json(out.removesuffix(".weights.h5") + ".json", description)
+    print(f"wrote {out} ({model.name}, {model.count_params():,} parameters; outputs are logits) and its .json")
+
+
 def _add_training_arguments(parser, default_recipe):
     parser.add_argument("name", help="a registered model name")
     parser.add_argument("--data", required=True, help="CIFAR python batches or train/ and test/ image folders")
@@ -203,6 +229,13 @@ def make_parser():
     evaluate.add_argument("--confusion", default=None, help="PNG path (default beside the weights)")
     evaluate.add_argument("--json", default=None, help="also write the metrics as JSON")
     evaluate.set_defaults(run=_cmd_evaluate)
+
+    convert = commands.add_parser("convert", help="convert the original implementations' weights")
+    convert.add_argument("src", help="the original weights file")
+    convert.add_argument("out", help="the .weights.h5 to write (and a .json beside it)")
+    convert.add_argument("--from", dest="source_format", default="wrn-pytorch", choices=sorted(CONVERTERS),
+                         help="wrn-pytorch: szagoruyko/wide-residual-networks pytorch checkpoints")
+    convert.set_defaults(run=_cmd_convert)
 
     released = commands.add_parser("weights", help="released weights: list, show, verify, release")
     released.add_argument("action", choices=("list", "show", "verify", "release"))
