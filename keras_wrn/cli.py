@@ -7,7 +7,7 @@
     keras-wrn finetune NAME --weights W --data DIR --out RUN_DIR [--freeze-backbone]
     keras-wrn evaluate NAME --weights W --data DIR [--split test] [--confusion OUT.png]
     keras-wrn weights list|show|verify|release ...
-    keras-wrn convert SRC OUT.weights.h5 [--from wrn-pytorch]
+    keras-wrn convert SRC OUT.weights.h5 [--from wrn-pytorch|titu1994-wrn|asmith26-wrn] [--backend theano]
 """
 
 import argparse
@@ -143,7 +143,7 @@ def _cmd_weights(args):
         print(json.dumps(entry, indent=2))
 
 
-CONVERTERS = {"wrn-pytorch": "keras_wrn.convert:from_wide_resnet_pytorch"}
+CONVERTERS = ("wrn-pytorch", "titu1994-wrn", "asmith26-wrn", "titu1994-ror")
 
 
 def _cmd_convert(args):
@@ -156,16 +156,22 @@ def _cmd_convert(args):
         raise ValueError(f"OUT={out!r}: expected a path ending in .weights.h5.")
     if os.path.exists(out):
         raise ValueError(f"OUT={out!r} exists; choose another path (nothing is overwritten).")
-    module, function = CONVERTERS[args.source_format].split(":")
-    model = getattr(importlib.import_module(module), function)(args.src)
+    convert = importlib.import_module("keras_wrn.convert")
+    if args.source_format == "wrn-pytorch":
+        model = convert.from_wide_resnet_pytorch(args.src)
+    else:
+        model = convert.from_legacy_keras(args.src, args.source_format, backend=args.backend,
+                                          include_top=not args.no_top)
     config = model.get_config()
     _atomic_write(out, model.save_weights)
     description = dict(source=os.path.abspath(args.src), source_format=args.source_format,
                        model=model.name, parameters=model.count_params(),
                        input_shape=list(model.input_shape[1:]), classes=int(model.output_shape[-1]),
-                       outputs="logits", layers=len(config["layers"]))
+                       outputs="logits" if args.source_format == "wrn-pytorch" else "softmax",
+                       include_top=not args.no_top, layers=len(config["layers"]))
     _write_json(out.removesuffix(".weights.h5") + ".json", description)
-    print(f"wrote {out} ({model.name}, {model.count_params():,} parameters; outputs are logits) and its .json")
+    print(f"wrote {out} ({model.name}, {model.count_params():,} parameters; {description['outputs']}"
+          f"{'' if description['include_top'] else ', backbone only'}) and its .json")
 
 
 def _add_training_arguments(parser, default_recipe):
@@ -233,8 +239,12 @@ def make_parser():
     convert = commands.add_parser("convert", help="convert the original implementations' weights")
     convert.add_argument("src", help="the original weights file")
     convert.add_argument("out", help="the .weights.h5 to write (and a .json beside it)")
-    convert.add_argument("--from", dest="source_format", default="wrn-pytorch", choices=sorted(CONVERTERS),
-                         help="wrn-pytorch: szagoruyko/wide-residual-networks pytorch checkpoints")
+    convert.add_argument("--from", dest="source_format", default="wrn-pytorch", choices=CONVERTERS,
+                         help="wrn-pytorch: szagoruyko/wide-residual-networks pytorch checkpoints; the others: "
+                         "the seed repositories' Keras 1/2 .h5 files (see keras_wrn.convert.legacy_keras)")
+    convert.add_argument("--backend", choices=("theano", "tensorflow"), default=None,
+                         help="legacy files: the backend that trained them, where the file does not say")
+    convert.add_argument("--no-top", action="store_true", help="legacy files: convert the backbone only")
     convert.set_defaults(run=_cmd_convert)
 
     released = commands.add_parser("weights", help="released weights: list, show, verify, release")

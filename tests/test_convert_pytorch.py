@@ -43,13 +43,16 @@ def reference_params(depth, width, classes, seed=0):
     return params
 
 
-def reference_forward(x, params, depth):
-    """The authors' f(input, params, mode=False), written from its description."""
+def reference_forward(x, params, depth, eps=1e-5, features=False):
+    """The authors' f(input, params, mode=False), written from its description.
+
+    ``features=True`` stops after the final BN-ReLU (the backbone's output).
+    """
     n = (depth - 4) // 6
 
     def batch_norm(x, prefix):
         return F.batch_norm(x, params[f"{prefix}.running_mean"], params[f"{prefix}.running_var"],
-                            params[f"{prefix}.weight"], params[f"{prefix}.bias"], training=False, eps=1e-5)
+                            params[f"{prefix}.weight"], params[f"{prefix}.bias"], training=False, eps=eps)
 
     def block(x, base, stride):
         o1 = F.relu(batch_norm(x, f"{base}.bn0"))
@@ -65,6 +68,8 @@ def reference_forward(x, params, depth):
         for b in range(n):
             out = block(out, f"group{g}.block{b}", stride if b == 0 else 1)
     out = F.relu(batch_norm(out, "bn"))
+    if features:
+        return out
     out = F.avg_pool2d(out, out.shape[-1], 1, 0).flatten(1)
     return F.linear(out, params["fc.weight"], params["fc.bias"])
 
