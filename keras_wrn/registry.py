@@ -21,6 +21,9 @@ MODEL_VARIANTS = {
     # WRN paper, Tables 4-6 (plus WRN-16-1/16-2, the small ones used for tests and demos).
     **{f"wrn-{d}-{k}": (create_wide_residual_network, dict(depth=d, width=k)) for d, k in _WRN_VARIANTS},
     # Pre-activation ResNets (He et al. 2016, Table 2/4) and seed 004's wide variant.
+    # The CIFAR depths 20/56 of He et al.'s family, with pre-activation units (small, quick to train).
+    "preact-20": (create_pre_activation_resnet, dict(depth=20, block_type="basic")),
+    "preact-56": (create_pre_activation_resnet, dict(depth=56, block_type="basic")),
     "preact-110": (create_pre_activation_resnet, dict(depth=110, block_type="basic")),
     "preact-164": (create_pre_activation_resnet, dict(depth=164, block_type="bottleneck")),
     "preact-1001": (create_pre_activation_resnet, dict(depth=1001, block_type="bottleneck")),
