@@ -7,6 +7,7 @@
     keras-wrn finetune NAME --weights W --data DIR --out RUN_DIR [--freeze-backbone]
     keras-wrn evaluate NAME --weights W --data DIR [--split test] [--confusion OUT.png]
     keras-wrn weights list|show|verify|release ...
+    keras-wrn decathlon score DOMAIN=ERROR ... [--accuracy]
     keras-wrn convert SRC OUT.weights.h5 [--from wrn-pytorch|titu1994-wrn|asmith26-wrn] [--backend theano]
 """
 
@@ -174,6 +175,23 @@ def _cmd_convert(args):
           f"{'' if description['include_top'] else ', backbone only'}) and its .json")
 
 
+def _cmd_decathlon_score(args):
+    from keras_wrn.decathlon import domain_scores, score
+
+    values = {}
+    for pair in args.pairs:
+        domain, _, value = pair.partition("=")
+        try:
+            values[domain] = float(value)
+        except ValueError:
+            raise ValueError(f"{pair!r}: expected DOMAIN=NUMBER such as svhn=3.46.") from None
+    errors = {d: 100.0 - v for d, v in values.items()} if args.accuracy else values
+    total = score(errors, require_all=not args.subset)
+    for domain, points in domain_scores(errors).items():
+        print(f"{domain:14s} error {errors[domain]:6.2f}%  {points:7.1f} points")
+    print(f"S = {total:.0f}")
+
+
 def _add_training_arguments(parser, default_recipe):
     parser.add_argument("name", help="a registered model name")
     parser.add_argument("--data", required=True, help="CIFAR python batches or train/ and test/ image folders")
@@ -246,6 +264,14 @@ def make_parser():
                          help="legacy files: the backend that trained them, where the file does not say")
     convert.add_argument("--no-top", action="store_true", help="legacy files: convert the backbone only")
     convert.set_defaults(run=_cmd_convert)
+
+    decathlon = commands.add_parser("decathlon", help="the Visual Decathlon score")
+    decathlon_commands = decathlon.add_subparsers(dest="decathlon_command", required=True)
+    scoring = decathlon_commands.add_parser("score", help="S from per-domain errors (published baseline)")
+    scoring.add_argument("pairs", nargs="+", help="DOMAIN=ERROR%% (or accuracy with --accuracy)")
+    scoring.add_argument("--accuracy", action="store_true", help="the numbers are accuracies, not errors")
+    scoring.add_argument("--subset", action="store_true", help="score only the given domains")
+    scoring.set_defaults(run=_cmd_decathlon_score)
 
     released = commands.add_parser("weights", help="released weights: list, show, verify, release")
     released.add_argument("action", choices=("list", "show", "verify", "release"))
