@@ -16,7 +16,8 @@ Conventions taken from the authors' Torch/PyTorch code, kept in every block:
   (0.9 in Keras' sense) and epsilon 1e-5.
 """
 
-from keras import layers
+import keras
+from keras import layers, ops
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -173,3 +174,25 @@ def residual_group(x, block, filters, num_blocks, strides, dropout, name, activa
             **kwargs,
         )
     return x
+
+
+@keras.saving.register_keras_serializable(package="keras_wrn")
+class ChannelZeroPad(layers.Layer):
+    """Append ``extra`` all-zero channels: ``(B, H, W, C) -> (B, H, W, C + extra)``.
+
+    With 2x2 average pooling in front, the parameter-free downsampling shortcut
+    of the residual-adapter ResNet-26 (Rebuffi et al.'s ``DownsampleB``).
+    """
+
+    def __init__(self, extra, **kwargs):
+        super().__init__(**kwargs)
+        self.extra = int(extra)
+
+    def call(self, x):
+        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, self.extra]])
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (None if input_shape[-1] is None else input_shape[-1] + self.extra,)
+
+    def get_config(self):
+        return {**super().get_config(), "extra": self.extra}

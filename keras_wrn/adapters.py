@@ -1,0 +1,254 @@
+"""Multi-domain networks with residual adapters (Rebuffi et al., NIPS 2017 / CVPR 2018).
+
+One network, many visual domains: the 3x3 convolutions are shared by every
+domain and frozen; each domain owns its BatchNorms (scale, offset and moving
+statistics), its adapters and its classifier.  `MultiDomainNetwork` creates the
+shared layers once and gives one compiled Functional `keras.Model` per domain,
+built from the *same* shared Layer objects, so shared weights exist once in
+memory and training one domain cannot touch another's parameters.
+
+Architecture: the ResNet-26 of the reference code (seed 001, paper-numbers.md):
+stem 3x3 conv to 32 + BN (no ReLU); three stages of 4 post-activation basic
+blocks, widths 64/128/256, each starting with stride 2; the downsampling
+shortcut is 2x2 average pooling with zero channels appended (no parameters);
+final BN-ReLU, global average pooling, linear head.  Each 3x3 conv is a
+"conv unit"::
+
+    normal:    y = BN_d(conv3x3(x))
+    series:    z = conv3x3(x);  y = BN_d(z + conv1x1_d(BN'_d(z)))
+    parallel:  y = BN_d(conv3x3(x) + conv1x1_d(x))      (1x1 with the 3x3's stride)
+
+Layer names (``stage2_block1_conv1``, ``..._bn``, ``..._adapter``,
+``..._adapter_bn``, ``final_bn``, ``predictions``) are the same in every
+domain's model; each domain model holds only its own domain layers.
+"""
+
+import fnmatch
+
+import keras
+from keras import layers
+
+from keras_wrn.blocks import BN_EPSILON, BN_MOMENTUM, CONV_INITIALIZER, ChannelZeroPad
+
+__all__ = ["ADAPTERS", "MultiDomainNetwork", "resnet26", "RESNET26"]
+
+ADAPTERS = (None, "series", "parallel")
+RESNET26 = dict(stem=32, widths=(64, 128, 256), blocks=(4, 4, 4), strides=(2, 2, 2))
+ADAPTER_L2 = 1e-4  # the reference recipe's default decay on adapters
+DEFAULT_L2 = 5e-4  # classifier (and BN) decay
+
+
+class _LayerStore:
+    """Layers by name, created on first use: the shared bank or one domain's bank."""
+
+    def __init__(self, trainable=True):
+        self.layers = {}
+        self.trainable = trainable
+
+    def get(self, name, factory):
+        if name not in self.layers:
+            layer = factory(name)
+            layer.trainable = self.trainable
+            self.layers[name] = layer
+        return self.layers[name]
+
+
+def _conv(filters, kernel, strides):
+    padding = "valid" if strides > 1 and kernel > 1 else "same"
+    return lambda name: layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False,
+                                      kernel_initializer=CONV_INITIALIZER, name=name)
+
+
+def _bn(name):
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+
+
+def _conv_unit(x, shared, domain, name, filters, strides, adapter, with_adapter):
+    """3x3 conv (shared) with the domain's adapter and BN; see the module doc."""
+    inputs = x
+    if strides > 1:
+        x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+    y = shared.get(name, _conv(filters, 3, strides))(x)
+    if adapter == "parallel" and with_adapter:
+        side = domain.get(f"{name}_adapter", _conv(filters, 1, strides))(inputs)
+        y = layers.Add(name=f"{name}_adapter_add")([y, side])
+    elif adapter == "series" and with_adapter:
+        side = domain.get(f"{name}_adapter_bn", _bn)(y)
+        side = domain.get(f"{name}_adapter", _conv(filters, 1, 1))(side)
+        y = layers.Add(name=f"{name}_adapter_add")([y, side])
+    return domain.get(f"{name}_bn", _bn)(y)
+
+
+def _basic_block(x, shared, domain, name, filters, strides, adapter, where):
+    y = _conv_unit(x, shared, domain, f"{name}_conv1", filters, strides, adapter, where(f"{name}_conv1"))
+    y = layers.ReLU(name=f"{name}_relu1")(y)
+    y = _conv_unit(y, shared, domain, f"{name}_conv2", filters, 1, adapter, where(f"{name}_conv2"))
+    shortcut = x
+    if strides > 1 or x.shape[-1] != filters:
+        shortcut = layers.AveragePooling2D(strides, name=f"{name}_shortcut_pool")(x) if strides > 1 else x
+        shortcut = ChannelZeroPad(filters - x.shape[-1], name=f"{name}_shortcut_pad")(shortcut)
+    y = layers.Add(name=f"{name}_add")([y, shortcut])
+    return layers.ReLU(name=f"{name}_out")(y)
+
+
+def _spec(width_factor):
+    if not isinstance(width_factor, (int, float)) or isinstance(width_factor, bool) or width_factor <= 0:
+        raise ValueError(f"width_factor={width_factor!r} is not allowed; expected a number > 0.")
+    return dict(RESNET26, stem=int(RESNET26["stem"] * width_factor),
+                widths=tuple(int(w * width_factor) for w in RESNET26["widths"]))
+
+
+def _resnet26_graph(inputs, shared, domain, classes, adapter, where, spec=RESNET26):
+    x = _conv_unit(inputs, shared, domain, "stem_conv", spec["stem"], 1, adapter, where("stem_conv"))
+    for stage, (filters, count, stride) in enumerate(zip(spec["widths"], spec["blocks"], spec["strides"]), start=1):
+        for block in range(1, count + 1):
+            x = _basic_block(x, shared, domain, f"stage{stage}_block{block}", filters,
+                             stride if block == 1 else 1, adapter, where)
+    x = domain.get("final_bn", _bn)(x)
+    x = layers.ReLU(name="final_relu")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return domain.get("predictions", lambda name: layers.Dense(classes, name=name))(x)
+
+
+def _where(positions):
+    """Which conv units get adapters: "all", or shell patterns over unit names."""
+    if positions == "all":
+        return lambda name: True
+    patterns = [positions] if isinstance(positions, str) else list(positions)
+    return lambda name: any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def _check(adapter, classes, input_shape, caller):
+    if adapter not in ADAPTERS:
+        raise ValueError(f"{caller}: adapter={adapter!r} is not allowed; expected one of {list(ADAPTERS)}.")
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
+        raise ValueError(f"{caller}: classes={classes!r} is not allowed; expected an integer >= 1.")
+    if len(input_shape) != 3 or input_shape[-1] is None or input_shape[0] is not None and input_shape[0] < 8:
+        raise ValueError(f"{caller}: input_shape={input_shape!r} is not allowed; expected (H, W, C) with H, W >= 8.")
+
+
+def _compile(model, learning_rate=0.1):
+    from keras_wrn.optimizers import CoupledWeightDecaySGD
+
+    model.compile(
+        optimizer=CoupledWeightDecaySGD(learning_rate=learning_rate, momentum=0.9, nesterov=False,
+                                        l2={"*adapter*": ADAPTER_L2, "*": DEFAULT_L2}),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def resnet26(classes=10, input_shape=(64, 64, 3), adapter=None, positions="all", width_factor=1.0, compile=True,
+             name=None):
+    """The reference ResNet-26 as one plain network (every layer its own, all trainable).
+
+    The single-domain form: the source network, and the ``scratch`` / ``finetune``
+    modes of the reference code.  Outputs logits.  ``width_factor`` scales every
+    width as the reference code's ``factor`` does (1.0: 32 / 64 / 128 / 256).
+    """
+    input_shape = tuple(input_shape)
+    _check(adapter, classes, input_shape, "resnet26")
+    inputs = keras.Input(input_shape, name="input")
+    outputs = _resnet26_graph(inputs, _LayerStore(), _LayerStore(), classes, adapter, _where(positions),
+                              _spec(width_factor))
+    model = keras.Model(inputs, outputs, name=name or "resnet26" + (f"_{adapter}" if adapter else ""))
+    return _compile(model) if compile else model
+
+
+class MultiDomainNetwork:
+    """A ResNet-26 whose 3x3 convolutions are shared and frozen, with per-domain adapters, BNs and heads.
+
+    >>> net = MultiDomainNetwork(adapter="parallel", domains={"cifar10": 10, "digits": 10})
+    >>> net["digits"].fit(...)            # trains digits' adapters, BNs and head only
+    >>> net.add_domain("letters", 26)
+
+    Args:
+        adapter: ``"parallel"``, ``"series"``, or None (only BNs and heads are
+            per domain: the ``bn`` mode).
+        domains: ``{name: classes}`` created now, in order.
+        input_shape: channels-last, default ``(64, 64, 3)`` (the Decathlon's 64x64 crops).
+        positions: ``"all"`` conv units get adapters, or shell patterns over unit
+            names such as ``"stage3_*"``.
+        width_factor: scales every width (the reference code's ``factor``).
+    """
+
+    def __init__(self, adapter="parallel", domains=None, input_shape=(64, 64, 3), positions="all", width_factor=1.0,
+                 compile=True):
+        self.adapter = adapter
+        self.spec = _spec(width_factor)
+        self.input_shape = tuple(input_shape)
+        self.positions = positions
+        self.compile = compile
+        _check(adapter, 1, self.input_shape, "MultiDomainNetwork")
+        self.shared = _LayerStore(trainable=False)
+        self._stores, self._models, self.classes = {}, {}, {}
+        for domain, classes in (domains or {}).items():
+            self.add_domain(domain, classes)
+
+    def add_domain(self, domain, classes):
+        """Create ``domain``'s adapters, BNs and head; returns its compiled model."""
+        if not isinstance(domain, str) or not domain:
+            raise ValueError(f"add_domain: domain={domain!r} must be a non-empty string.")
+        if domain in self._models:
+            raise ValueError(f"add_domain: domain {domain!r} exists already (domains: {self.domains}).")
+        _check(self.adapter, classes, self.input_shape, "add_domain")
+        store = _LayerStore(trainable=True)
+        inputs = keras.Input(self.input_shape, name="input")
+        outputs = _resnet26_graph(inputs, self.shared, store, classes, self.adapter, _where(self.positions),
+                                  self.spec)
+        model = keras.Model(inputs, outputs, name=f"resnet26_{domain}")
+        self._stores[domain], self._models[domain], self.classes[domain] = store, model, classes
+        return _compile(model) if self.compile else model
+
+    @property
+    def domains(self):
+        return list(self._models)
+
+    def __getitem__(self, domain):
+        if domain not in self._models:
+            raise KeyError(f"unknown domain {domain!r}; domains: {self.domains}.")
+        return self._models[domain]
+
+    def __contains__(self, domain):
+        return domain in self._models
+
+    def shared_weights(self):
+        return [w for layer in self.shared.layers.values() for w in layer.weights]
+
+    def domain_weights(self, domain):
+        self[domain]
+        return [w for layer in self._stores[domain].layers.values() for w in layer.weights]
+
+    def load_shared(self, source):
+        """Copy the 3x3 convolutions of a plain `resnet26` (the source network) into the shared bank."""
+        for name, layer in self.shared.layers.items():
+            layer.set_weights(source.get_layer(name).get_weights())
+
+    def budget(self):
+        """Shared vs per-domain parameters and bytes, and the multiplier against separate networks.
+
+        ``multiplier`` is (shared + all domains) / one plain network: the
+        "params" column of the Decathlon table (about 2x for 10 domains with
+        adapters, 10x for ten separate networks).
+        """
+        def count(weights):
+            return int(sum(_size(w) for w in weights))
+
+        shared = count(self.shared_weights())
+        per_domain = {d: count(self.domain_weights(d)) for d in self.domains}
+        plain = shared + (sum(per_domain.values()) / len(per_domain) if per_domain else 0)
+        adapters = {d: count([w for n, layer in self._stores[d].layers.items() if "adapter" in n for w in layer.weights])
+                     for d in self.domains}
+        total = shared + sum(per_domain.values())
+        return dict(shared=shared, per_domain=per_domain, adapters=adapters, total=total, bytes=4 * total,
+                    separate_networks=len(per_domain) * plain,
+                    multiplier=total / plain if plain else None,
+                    domain_fraction={d: n / (shared + n) for d, n in per_domain.items()})
+
+
+def _size(weight):
+    size = 1
+    for dim in weight.shape:
+        size *= int(dim)
+    return size

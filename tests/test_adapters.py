@@ -1,0 +1,76 @@
+"""Multi-domain ResNet-26 with residual adapters: sharing, freezing, isolation, budget."""
+
+import numpy as np
+import pytest
+
+from keras_wrn.adapters import MultiDomainNetwork, resnet26
+
+SHAPE = (16, 16, 3)
+
+
+def snapshot(weights):
+    return [np.array(w.numpy()) for w in weights]
+
+
+@pytest.mark.parametrize("adapter", ["series", "parallel", None])
+def test_training_one_domain_leaves_shared_and_other_domains_bit_identical(adapter):
+    net = MultiDomainNetwork(adapter=adapter, domains={"a": 3, "b": 5}, input_shape=SHAPE, width_factor=0.25)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16,) + SHAPE).astype("float32")
+    shared, other = snapshot(net.shared_weights()), snapshot(net.domain_weights("a"))
+    own = {w.path: np.array(w.numpy()) for w in net.domain_weights("b")}
+    net["b"].fit(x, rng.integers(0, 5, 16), batch_size=8, epochs=1, verbose=0)
+    for before, after in zip(shared, snapshot(net.shared_weights())):
+        np.testing.assert_array_equal(after, before)
+    for before, after in zip(other, snapshot(net.domain_weights("a"))):
+        np.testing.assert_array_equal(after, before)
+    moved = {w.path for w in net.domain_weights("b") if not np.array_equal(own[w.path], w.numpy())}
+    assert any("moving_mean" in p for p in moved) and any("predictions" in p for p in moved)
+    if adapter:
+        assert any("adapter" in p for p in moved)
+
+
+def test_shared_layers_are_the_same_objects_in_every_domain_model():
+    net = MultiDomainNetwork(adapter="parallel", domains={"a": 3, "b": 5}, input_shape=SHAPE)
+    assert net["a"].get_layer("stage2_block1_conv1") is net["b"].get_layer("stage2_block1_conv1")
+    assert net["a"].get_layer("stage2_block1_conv1_bn") is not net["b"].get_layer("stage2_block1_conv1_bn")
+    assert not net["a"].get_layer("stem_conv").trainable
+    assert net["a"].get_layer("stem_conv_adapter").trainable
+    trainable = {w.path.split("/")[0] for w in net["b"].trainable_weights}
+    assert all(("bn" in n or "adapter" in n or n == "predictions") for n in trainable)
+
+
+def test_add_domain_and_bad_input():
+    net = MultiDomainNetwork(adapter="series", domains={"a": 3}, input_shape=SHAPE)
+    model = net.add_domain("letters", 26)
+    assert model.output_shape == (None, 26) and net.domains == ["a", "letters"]
+    with pytest.raises(ValueError, match="domain 'a' exists already"):
+        net.add_domain("a", 3)
+    with pytest.raises(KeyError, match="unknown domain 'nope'"):
+        net["nope"]
+    with pytest.raises(ValueError, match="adapter='serial' is not allowed"):
+        MultiDomainNetwork(adapter="serial")
+    with pytest.raises(ValueError, match="classes=0 is not allowed"):
+        net.add_domain("z", 0)
+
+
+def test_budget_about_ten_percent_per_domain_and_2x_for_ten_domains():
+    net = MultiDomainNetwork(adapter="parallel", domains={f"d{i}": 10 for i in range(10)}, input_shape=SHAPE, compile=False)
+    budget = net.budget()
+    plain = resnet26(10, input_shape=SHAPE, compile=False).count_params()
+    assert budget["shared"] + budget["per_domain"]["d0"] == plain + budget["adapters"]["d0"]
+    assert 0.08 < budget["domain_fraction"]["d0"] < 0.12
+    assert 1.8 < budget["multiplier"] < 2.1
+    assert budget["total"] == budget["shared"] + 10 * budget["per_domain"]["d0"]
+
+
+def test_plain_resnet26_shapes_and_parameters():
+    model = resnet26(10, compile=False)
+    assert model.output_shape == (None, 10)
+    assert model.get_layer("stage3_block1_shortcut_pad").output.shape[-1] == 256
+    convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
+    assert len(convs) == 25  # the stem and 24 block convs; the 26th layer is the classifier
+    # 3x3 weights: 3*32 stem, then 4 blocks per stage
+    expected = 9 * (3 * 32 + 32 * 64 + 64 * 64 * 7 + 64 * 128 + 128 * 128 * 7 + 128 * 256 + 256 * 256 * 7)
+    assert sum(layer.kernel.shape.num_elements() if hasattr(layer.kernel.shape, "num_elements") else
+               int(np.prod(layer.kernel.shape)) for layer in convs) == expected
