@@ -225,6 +225,126 @@ class MultiDomainNetwork:
         for name, layer in self.shared.layers.items():
             layer.set_weights(source.get_layer(name).get_weights())
 
+    def merge(self, domain):
+        """A plain, adapter-free ResNet-26 computing ``self[domain]``'s function at inference.
+
+        Parallel: the 1x1 adapter kernel is added to the 3x3 kernel's centre tap
+        (same stride, and the centre tap samples the pixel the 1x1 conv reads).
+        Series: ``z + W(a*z + b)`` with the adapter BN's inference affine ``a, b``
+        equals ``z (I + diag(a) W) + b W``: the matrix folds into the 3x3 kernel's
+        output channels, the constant into the domain BN's moving mean.
+        Computed in float64; returns a compiled `resnet26` (``adapter=None``).
+        """
+        import numpy as np
+
+        model, store = self[domain], self._stores[domain].layers
+        plain = resnet26(self.classes[domain], self.input_shape, adapter=None,
+                         width_factor=self.spec["widths"][0] / RESNET26["widths"][0], compile=self.compile,
+                         name=f"resnet26_{domain}_merged")
+        for name, conv in self.shared.layers.items():
+            kernel = np.asarray(conv.kernel.numpy(), np.float64)
+            gamma, beta, mean, variance = (np.asarray(v, np.float64) for v in store[f"{name}_bn"].get_weights())
+            adapter = store.get(f"{name}_adapter")
+            if adapter is not None and self.adapter == "parallel":
+                kernel[1, 1] += np.asarray(adapter.kernel.numpy(), np.float64)[0, 0]
+            elif adapter is not None and self.adapter == "series":
+                side = store[f"{name}_adapter_bn"]
+                g, b, m, v = (np.asarray(w, np.float64) for w in side.get_weights())
+                scale = g / np.sqrt(v + side.epsilon)
+                shift = b - m * scale
+                matrix = np.asarray(adapter.kernel.numpy(), np.float64)[0, 0]  # (C, C): in -> out
+                kernel = kernel @ (np.eye(len(scale)) + scale[:, None] * matrix)
+                mean = mean - shift @ matrix
+            plain.get_layer(name).set_weights([kernel.astype(conv.kernel.dtype)])
+            plain.get_layer(f"{name}_bn").set_weights([gamma, beta, mean, variance])
+        for name in ("final_bn", "predictions"):
+            plain.get_layer(name).set_weights(model.get_layer(name).get_weights())
+        return plain
+
+    def fingerprint(self):
+        """sha256 of the shared backbone: architecture, layer names, shapes and weight bytes."""
+        import hashlib
+        import json
+
+        import numpy as np
+
+        digest = hashlib.sha256(json.dumps(dict(self.spec, input_channels=self.input_shape[-1]),
+                                           sort_keys=True).encode())
+        for name in sorted(self.shared.layers):
+            for weight in self.shared.layers[name].weights:
+                values = np.ascontiguousarray(np.asarray(weight.numpy(), np.float32))
+                digest.update(f"{name}:{values.shape}".encode())
+                digest.update(values.tobytes())
+        return digest.hexdigest()
+
+    def save_pack(self, domain, path, class_names=None, preprocessing=None):
+        """Write ``domain``'s own parameters (adapters, BNs with moving statistics, head) to ``path``.
+
+        The pack (HDF5) also records the adapter kind, classes, class names,
+        preprocessing and the shared backbone's `fingerprint`; written atomically.
+        """
+        import json
+
+        import h5py
+
+        from keras_wrn.training import _atomic_write
+
+        self[domain]
+        if class_names is not None and len(class_names) != self.classes[domain]:
+            raise ValueError(f"save_pack: {len(class_names)} class_names for {self.classes[domain]} classes.")
+        meta = dict(format="keras_wrn-adapter-pack-1", domain=domain, adapter=self.adapter,
+                    classes=self.classes[domain], class_names=class_names, preprocessing=preprocessing,
+                    input_shape=list(self.input_shape), positions=self.positions, spec=self.spec,
+                    backbone_fingerprint=self.fingerprint())
+
+        def write(temporary):
+            with h5py.File(temporary, "w") as handle:
+                handle.attrs["meta"] = json.dumps(meta)
+                for name, layer in self._stores[domain].layers.items():
+                    for weight in layer.weights:
+                        handle.create_dataset(f"{name}/{weight.name}", data=weight.numpy())
+
+        _atomic_write(path, write)
+        return meta
+
+    def load_pack(self, path, domain=None):
+        """Add the domain stored in the pack ``path`` (refused for another backbone); returns its model."""
+        import json
+
+        import h5py
+
+        path = str(path)
+        try:
+            with h5py.File(path, "r") as handle:
+                meta = json.loads(handle.attrs["meta"])
+                arrays = {}
+                handle.visititems(lambda key, item: arrays.__setitem__(key, item[()]) if isinstance(item, h5py.Dataset) else None)
+        except (OSError, KeyError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: not an adapter pack ({error}).") from None
+        if meta.get("format") != "keras_wrn-adapter-pack-1":
+            raise ValueError(f"{path}: not an adapter pack (format {meta.get('format')!r}).")
+        for key, ours in (("adapter", self.adapter), ("spec", self.spec), ("positions", self.positions),
+                          ("input_shape", list(self.input_shape))):
+            stored = meta[key] if key != "spec" else {k: (list(v) if isinstance(v, tuple) else v) for k, v in meta[key].items()}
+            mine = {k: (list(v) if isinstance(v, tuple) else v) for k, v in ours.items()} if key == "spec" else ours
+            if stored != mine:
+                raise ValueError(f"{path}: the pack was built with {key}={meta[key]!r}; this network has {ours!r}.")
+        if meta["backbone_fingerprint"] != self.fingerprint():
+            raise ValueError(f"{path}: the pack was built for backbone {meta['backbone_fingerprint'][:16]}..., this "
+                             f"network's shared weights are {self.fingerprint()[:16]}...; load the matching backbone.")
+        domain = domain or meta["domain"]
+        model = self.add_domain(domain, meta["classes"])
+        expected = {f"{name}/{w.name}": w for name, layer in self._stores[domain].layers.items() for w in layer.weights}
+        if set(expected) != set(arrays):
+            del self._stores[domain], self._models[domain], self.classes[domain]
+            raise ValueError(f"{path}: holds {sorted(set(arrays) ^ set(expected))[:4]}..., not this network's "
+                             "domain layers.")
+        for key, weight in expected.items():
+            weight.assign(arrays[key])
+        self.pack_meta = getattr(self, "pack_meta", {})
+        self.pack_meta[domain] = meta
+        return model
+
     def budget(self):
         """Shared vs per-domain parameters and bytes, and the multiplier against separate networks.
 

@@ -74,3 +74,60 @@ def test_plain_resnet26_shapes_and_parameters():
     expected = 9 * (3 * 32 + 32 * 64 + 64 * 64 * 7 + 64 * 128 + 128 * 128 * 7 + 128 * 256 + 256 * 256 * 7)
     assert sum(layer.kernel.shape.num_elements() if hasattr(layer.kernel.shape, "num_elements") else
                int(np.prod(layer.kernel.shape)) for layer in convs) == expected
+
+
+def randomise_domain(net, domain, seed):
+    """Non-trivial adapter kernels and BN statistics, as after training."""
+    rng = np.random.default_rng(seed)
+    for weight in net.domain_weights(domain):
+        values = np.asarray(weight.numpy())
+        if "moving_variance" in weight.path or "gamma" in weight.path:
+            weight.assign(rng.uniform(0.5, 1.5, values.shape).astype(values.dtype))
+        else:
+            weight.assign((0.1 * rng.normal(size=values.shape)).astype(values.dtype))
+
+
+@pytest.mark.parametrize("adapter", ["parallel", "series"])
+@pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-5), ("float32", 1e-4)])
+def test_merge_gives_the_same_outputs_at_the_plain_cost(adapter, dtype, tolerance):
+    import keras
+
+    previous = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        net = MultiDomainNetwork(adapter=adapter, domains={"a": 4}, input_shape=SHAPE, width_factor=0.25, compile=False)
+        randomise_domain(net, "a", seed=1)
+        merged = net.merge("a")
+        x = np.random.default_rng(2).normal(size=(4,) + SHAPE).astype(dtype)
+        expected = net["a"].predict(x, verbose=0)
+        got = merged.predict(x, verbose=0)
+    finally:
+        keras.config.set_floatx(previous)
+    assert np.abs(got - expected).max() / np.abs(expected).max() < tolerance
+    assert merged.count_params() == resnet26(4, input_shape=SHAPE, width_factor=0.25, compile=False).count_params()
+    assert not [layer.name for layer in merged.layers if "adapter" in layer.name]
+
+
+def test_adapter_pack_round_trip_and_refusals(tmp_path):
+    net = MultiDomainNetwork(adapter="parallel", domains={"a": 3}, input_shape=SHAPE, width_factor=0.25, compile=False)
+    randomise_domain(net, "a", seed=3)
+    meta = net.save_pack("a", tmp_path / "a.h5", class_names=["x", "y", "z"], preprocessing={"mean": [1, 2, 3]})
+    x = np.random.default_rng(4).normal(size=(2,) + SHAPE).astype("float32")
+    expected = net["a"].predict(x, verbose=0)
+
+    other = MultiDomainNetwork(adapter="parallel", input_shape=SHAPE, width_factor=0.25, compile=False)
+    other.add_domain("seed", 2)  # creates the shared layers (fresh weights: another backbone)
+    with pytest.raises(ValueError, match="built for backbone .* load the matching backbone"):
+        other.load_pack(tmp_path / "a.h5")
+    for name, layer in other.shared.layers.items():
+        layer.set_weights(net.shared.layers[name].get_weights())
+    other.load_pack(tmp_path / "a.h5", domain="restored")
+    np.testing.assert_array_equal(other["restored"].predict(x, verbose=0), expected)
+    assert other.pack_meta["restored"]["class_names"] == ["x", "y", "z"] and meta["classes"] == 3
+
+    series = MultiDomainNetwork(adapter="series", input_shape=SHAPE, width_factor=0.25, compile=False)
+    with pytest.raises(ValueError, match="built with adapter='parallel'; this network has 'series'"):
+        series.load_pack(tmp_path / "a.h5")
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="junk.h5: not an adapter pack"):
+        series.load_pack(tmp_path / "junk.h5")
