@@ -30,7 +30,7 @@ from keras import layers
 
 from keras_wrn.blocks import BN_EPSILON, BN_MOMENTUM, CONV_INITIALIZER, ChannelZeroPad
 
-__all__ = ["ADAPTERS", "MultiDomainNetwork", "resnet26", "RESNET26"]
+__all__ = ["ADAPTERS", "MultiDomainNetwork", "resnet26", "wrn_ram", "RESNET26"]
 
 ADAPTERS = (None, "series", "parallel")
 RESNET26 = dict(stem=32, widths=(64, 128, 256), blocks=(4, 4, 4), strides=(2, 2, 2))
@@ -94,8 +94,63 @@ def _basic_block(x, shared, domain, name, filters, strides, adapter, where):
 def _spec(width_factor):
     if not isinstance(width_factor, (int, float)) or isinstance(width_factor, bool) or width_factor <= 0:
         raise ValueError(f"width_factor={width_factor!r} is not allowed; expected a number > 0.")
-    return dict(RESNET26, stem=int(RESNET26["stem"] * width_factor),
+    return dict(RESNET26, architecture="resnet26", stem=int(RESNET26["stem"] * width_factor),
                 widths=tuple(int(w * width_factor) for w in RESNET26["widths"]))
+
+
+def _wrn_spec(depth, width):
+    if not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
+        raise ValueError(f"wrn_ram: depth={depth!r} is not allowed; expected 6n + 4 (10, 16, 22, 28, ...).")
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"wrn_ram: width={width!r} is not allowed; expected an integer >= 1.")
+    return dict(architecture="wrn", depth=depth, width=width)
+
+
+def _adapted_conv(x, shared, domain, name, filters, kernel, strides, adapter, with_adapter):
+    """A shared conv followed by the domain's adapter (no BN: WRN units are pre-activation)."""
+    inputs = x
+    if strides > 1 and kernel > 1:
+        x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
+    y = shared.get(name, _conv(filters, kernel, strides))(x)
+    if adapter == "parallel" and with_adapter:
+        side = domain.get(f"{name}_adapter", _conv(filters, 1, strides))(inputs)
+        y = layers.Add(name=f"{name}_adapter_add")([y, side])
+    elif adapter == "series" and with_adapter:
+        side = domain.get(f"{name}_adapter_bn", _bn)(y)
+        side = domain.get(f"{name}_adapter", _conv(filters, 1, 1))(side)
+        y = layers.Add(name=f"{name}_adapter_add")([y, side])
+    return y
+
+
+def _wrn_graph(inputs, shared, domain, classes, adapter, where, spec):
+    """WRN-d-k (pre-activation, as `create_wide_residual_network`) with an adapter after every conv.
+
+    Seed 000's WRN-RAM: adapters follow the stem, every 3x3 conv and every 1x1
+    shortcut projection; BNs and the head are per domain.
+    """
+    n = (spec["depth"] - 4) // 6
+    x = _adapted_conv(inputs, shared, domain, "stem_conv", 16, 3, 1, adapter, where("stem_conv"))
+    for group, (filters, stride) in enumerate(zip((16, 32, 64), (1, 2, 2)), start=1):
+        filters *= spec["width"]
+        for block in range(1, n + 1):
+            name, strides = f"group{group}_block{block}", stride if block == 1 else 1
+            pre = layers.ReLU(name=f"{name}_relu1")(domain.get(f"{name}_bn1", _bn)(x))
+            y = _adapted_conv(pre, shared, domain, f"{name}_conv1", filters, 3, strides, adapter, where(f"{name}_conv1"))
+            y = layers.ReLU(name=f"{name}_relu2")(domain.get(f"{name}_bn2", _bn)(y))
+            y = _adapted_conv(y, shared, domain, f"{name}_conv2", filters, 3, 1, adapter, where(f"{name}_conv2"))
+            shortcut = x
+            if strides > 1 or x.shape[-1] != filters:
+                shortcut = _adapted_conv(pre, shared, domain, f"{name}_shortcut_conv", filters, 1, strides, adapter,
+                                         where(f"{name}_shortcut_conv"))
+            x = layers.Add(name=f"{name}_add")([y, shortcut])
+    x = layers.ReLU(name="final_relu")(domain.get("final_bn", _bn)(x))
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return domain.get("predictions", lambda name: layers.Dense(classes, name=name))(x)
+
+
+def _graph(inputs, shared, domain, classes, adapter, where, spec):
+    builder = _wrn_graph if spec["architecture"] == "wrn" else _resnet26_graph
+    return builder(inputs, shared, domain, classes, adapter, where, spec)
 
 
 def _resnet26_graph(inputs, shared, domain, classes, adapter, where, spec=RESNET26):
@@ -147,7 +202,8 @@ def resnet26(classes=10, input_shape=(64, 64, 3), adapter=None, positions="all",
     modes of the reference code.  Outputs logits.  ``width_factor`` scales every
     width as the reference code's ``factor`` does (1.0: 32 / 64 / 128 / 256).
     """
-    input_shape = tuple(input_shape)
+    classes = 10 if classes is None else classes
+    input_shape = (64, 64, 3) if input_shape is None else tuple(input_shape)
     _check(adapter, classes, input_shape, "resnet26")
     inputs = keras.Input(input_shape, name="input")
     outputs = _resnet26_graph(inputs, _LayerStore(), _LayerStore(), classes, adapter, _where(positions),
@@ -174,14 +230,14 @@ class MultiDomainNetwork:
     """
 
     def __init__(self, adapter="parallel", domains=None, input_shape=(64, 64, 3), positions="all", width_factor=1.0,
-                 compile=True):
+                 compile=True, spec=None, train_shared=False):
         self.adapter = adapter
-        self.spec = _spec(width_factor)
+        self.spec = spec or _spec(width_factor)
         self.input_shape = tuple(input_shape)
         self.positions = positions
         self.compile = compile
         _check(adapter, 1, self.input_shape, "MultiDomainNetwork")
-        self.shared = _LayerStore(trainable=False)
+        self.shared = _LayerStore(trainable=bool(train_shared))
         self._stores, self._models, self.classes = {}, {}, {}
         for domain, classes in (domains or {}).items():
             self.add_domain(domain, classes)
@@ -195,9 +251,9 @@ class MultiDomainNetwork:
         _check(self.adapter, classes, self.input_shape, "add_domain")
         store = _LayerStore(trainable=True)
         inputs = keras.Input(self.input_shape, name="input")
-        outputs = _resnet26_graph(inputs, self.shared, store, classes, self.adapter, _where(self.positions),
-                                  self.spec)
-        model = keras.Model(inputs, outputs, name=f"resnet26_{domain}")
+        outputs = _graph(inputs, self.shared, store, classes, self.adapter, _where(self.positions), self.spec)
+        prefix = "resnet26" if self.spec["architecture"] == "resnet26" else "wrn_{depth}_{width}_ram".format(**self.spec)
+        model = keras.Model(inputs, outputs, name=f"{prefix}_{domain}")
         self._stores[domain], self._models[domain], self.classes[domain] = store, model, classes
         return _compile(model) if self.compile else model
 
@@ -237,6 +293,9 @@ class MultiDomainNetwork:
         """
         import numpy as np
 
+        if self.spec["architecture"] != "resnet26":
+            raise ValueError("merge: implemented for the ResNet-26, where a BN follows every conv unit to absorb "
+                             "the series adapter's constant; a WRN-RAM would need conv biases.")
         model, store = self[domain], self._stores[domain].layers
         plain = resnet26(self.classes[domain], self.input_shape, adapter=None,
                          width_factor=self.spec["widths"][0] / RESNET26["widths"][0], compile=self.compile,
@@ -372,3 +431,29 @@ def _size(weight):
     for dim in weight.shape:
         size *= int(dim)
     return size
+
+
+def wrn_ram(input_shape=(32, 32, 3), nb_classes=None, N=None, k=None, *, classes=None, depth=None, width=None,
+            adapter="series", domains=None, positions="all", train_shared=False, compile=True):
+    """WRN-d-k with residual adapter modules (seed 000's WRN-RAM; default WRN-28-4-RAM).
+
+    ``wrn_ram((32, 32, 3), nb_classes=10, N=4, k=4)`` returns one compiled model
+    (its convolutions frozen unless ``train_shared``); ``domains={name: classes}``
+    returns a `MultiDomainNetwork` sharing the convolutions.  The seed's names
+    are accepted: ``N`` blocks per group (depth = 6N + 4), ``k`` (width),
+    ``nb_classes``.
+    """
+    for alias, value, target, current in (("N", N, "depth", depth), ("k", k, "width", width),
+                                          ("nb_classes", nb_classes, "classes", classes)):
+        if value is not None and current is not None:
+            raise ValueError(f"wrn_ram: got both {alias}={value!r} and {target}={current!r}; pass one.")
+    depth = depth if depth is not None else (6 * N + 4 if N is not None else 28)
+    width = width if width is not None else (k if k is not None else 4)
+    classes = classes if classes is not None else (nb_classes if nb_classes is not None else 10)
+    net = MultiDomainNetwork(adapter=adapter, input_shape=input_shape, positions=positions, compile=compile,
+                             spec=_wrn_spec(depth, width), train_shared=train_shared)
+    if domains is None:
+        return net.add_domain("default", classes)
+    for name, count in domains.items():
+        net.add_domain(name, count)
+    return net

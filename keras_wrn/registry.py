@@ -7,6 +7,7 @@ arguments that define it; anything else is passed through to the builder.
 import difflib
 import fnmatch
 
+from keras_wrn.adapters import resnet26
 from keras_wrn.models import (
     create_pre_activation_resnet,
     create_pre_residual_of_residual,
@@ -30,6 +31,9 @@ MODEL_VARIANTS = {
     "preact-wide-14-4": (create_pre_activation_resnet, dict(depth=14, width=4, block_type="basic")),
     # RoR-3 on conv-BN-ReLU ResNets (Zhang et al. 2016).
     "ror3-56": (create_residual_of_residual, dict(depth=56)),
+    # Rebuffi et al.'s ResNet-26 (64x64 inputs) with residual adapters; see keras_wrn.adapters.
+    "resnet26": (resnet26, dict(adapter=None)),
+    "resnet26-adapters": (resnet26, dict(adapter="parallel")),
     "ror3-110": (create_residual_of_residual, dict(depth=110)),
     "ror3-164": (create_residual_of_residual, dict(depth=164)),
     "ror3-wrn-40-2": (create_pre_residual_of_residual, dict(depth=40, width=2)),

@@ -131,3 +131,33 @@ def test_adapter_pack_round_trip_and_refusals(tmp_path):
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="junk.h5: not an adapter pack"):
         series.load_pack(tmp_path / "junk.h5")
+
+
+def test_wrn_ram_seed_call_and_parameter_decomposition():
+    from keras_wrn.adapters import wrn_ram
+
+    model = wrn_ram((32, 32, 3), nb_classes=2, N=4, k=4)
+    assert model.optimizer is not None and model.output_shape == (None, 2)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    frozen_convs = 432 + (9216 + 36864 + 1024 + 6 * 36864) + (73728 + 147456 + 8192 + 6 * 147456) \
+        + (294912 + 589824 + 32768 + 6 * 589824)
+    bn_channels = 16 + 9 * (64 + 128 + 256) + (16 + 7 * 64) + (64 + 7 * 128) + (128 + 7 * 256) + 256
+    adapter_kernels = 16 * 16 + 9 * (64 * 64 + 128 * 128 + 256 * 256)
+    head = 256 * 2 + 2
+    assert frozen_convs == 5_839_280 and bn_channels == 7_648  # both equal seed 000's WRN-28-4-RAM
+    assert model.count_params() == frozen_convs + 4 * bn_channels + adapter_kernels + head == 6_644_786
+    assert trainable == 2 * bn_channels + adapter_kernels + head == 790_210
+    net = wrn_ram(depth=16, width=2, domains={"a": 3, "b": 4}, input_shape=(16, 16, 3))
+    assert net["a"].get_layer("group2_block1_shortcut_conv") is net["b"].get_layer("group2_block1_shortcut_conv")
+    assert "group2_block1_shortcut_conv_adapter" in [layer.name for layer in net["a"].layers]
+    with pytest.raises(ValueError, match="depth=15 is not allowed"):
+        wrn_ram(depth=15)
+    with pytest.raises(ValueError, match="got both N=4 and depth=28"):
+        wrn_ram(N=4, depth=28)
+
+
+def test_registry_names():
+    import keras_wrn
+
+    assert keras_wrn.create_model("resnet26-adapters", classes=5, compile=False).output_shape == (None, 5)
+    assert keras_wrn.create_model("resnet26", compile=False).count_params() == 5_825_002
