@@ -66,7 +66,8 @@ def test_cli_summary(capsys):
 
 def test_cli_list(capsys):
     assert cli.main(["list", "preact-*"]) == 0
-    assert capsys.readouterr().out.split() == ["preact-1001", "preact-110", "preact-164", "preact-wide-14-4"]
+    assert capsys.readouterr().out.split() == ["preact-1001", "preact-110", "preact-164", "preact-20", "preact-56",
+                                              "preact-wide-14-4"]
 
 
 def test_cli_errors_name_the_problem(capsys):
