@@ -28,7 +28,7 @@ import fnmatch
 import keras
 from keras import layers
 
-from keras_wrn.blocks import BN_EPSILON, BN_MOMENTUM, CONV_INITIALIZER, ChannelZeroPad
+from keras_wrn.blocks import BN_EPSILON, BN_MOMENTUM, CONV_INITIALIZER, ChannelZeroPad, SpatialSubsample
 
 __all__ = ["ADAPTERS", "MultiDomainNetwork", "resnet26", "wrn_ram", "RESNET26"]
 
@@ -59,6 +59,13 @@ def _conv(filters, kernel, strides):
                                       kernel_initializer=CONV_INITIALIZER, name=name)
 
 
+def _pointwise(x, store, name, filters, strides):
+    """A 1x1 conv with stride, as subsampling + a stride-1 1x1 conv (see `SpatialSubsample`)."""
+    if strides > 1:
+        x = SpatialSubsample(strides, name=f"{name}_subsample")(x)
+    return store.get(name, _conv(filters, 1, 1))(x)
+
+
 def _bn(name):
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
@@ -70,7 +77,7 @@ def _conv_unit(x, shared, domain, name, filters, strides, adapter, with_adapter)
         x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
     y = shared.get(name, _conv(filters, 3, strides))(x)
     if adapter == "parallel" and with_adapter:
-        side = domain.get(f"{name}_adapter", _conv(filters, 1, strides))(inputs)
+        side = _pointwise(inputs, domain, f"{name}_adapter", filters, strides)
         y = layers.Add(name=f"{name}_adapter_add")([y, side])
     elif adapter == "series" and with_adapter:
         side = domain.get(f"{name}_adapter_bn", _bn)(y)
@@ -109,11 +116,14 @@ def _wrn_spec(depth, width):
 def _adapted_conv(x, shared, domain, name, filters, kernel, strides, adapter, with_adapter):
     """A shared conv followed by the domain's adapter (no BN: WRN units are pre-activation)."""
     inputs = x
-    if strides > 1 and kernel > 1:
-        x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
-    y = shared.get(name, _conv(filters, kernel, strides))(x)
+    if kernel == 1:
+        y = _pointwise(x, shared, name, filters, strides)
+    else:
+        if strides > 1:
+            x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
+        y = shared.get(name, _conv(filters, kernel, strides))(x)
     if adapter == "parallel" and with_adapter:
-        side = domain.get(f"{name}_adapter", _conv(filters, 1, strides))(inputs)
+        side = _pointwise(inputs, domain, f"{name}_adapter", filters, strides)
         y = layers.Add(name=f"{name}_adapter_add")([y, side])
     elif adapter == "series" and with_adapter:
         side = domain.get(f"{name}_adapter_bn", _bn)(y)

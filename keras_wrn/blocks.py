@@ -196,3 +196,30 @@ class ChannelZeroPad(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "extra": self.extra}
+
+
+@keras.saving.register_keras_serializable(package="keras_wrn")
+class SpatialSubsample(layers.Layer):
+    """Keep every ``strides``-th row and column: ``(B, H, W, C) -> (B, ceil(H/s), ceil(W/s), C)``.
+
+    Followed by a 1x1 convolution with stride 1 it computes a strided 1x1
+    convolution exactly.  Used instead of one: TensorFlow 2.21's oneDNN kernels
+    crash or corrupt memory while training strided 1x1 convolutions on fewer
+    than 16 channels (reproduced: 16x16x8 input, stride 2).
+    """
+
+    def __init__(self, strides, **kwargs):
+        super().__init__(**kwargs)
+        self.strides = int(strides)
+
+    def call(self, x):
+        return x[:, :: self.strides, :: self.strides, :]
+
+    def compute_output_shape(self, input_shape):
+        def size(dim):
+            return None if dim is None else -(-dim // self.strides)
+
+        return (input_shape[0], size(input_shape[1]), size(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "strides": self.strides}

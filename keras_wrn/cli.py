@@ -192,6 +192,18 @@ def _cmd_decathlon_score(args):
     print(f"S = {total:.0f}")
 
 
+def _cmd_decathlon_train(args):
+    from keras_wrn.decathlon import train_decathlon
+
+    summary = train_decathlon(args.source, args.data, [d for d in args.domains.split(",") if d], args.mode, args.out,
+                              epochs=args.epochs, batch_size=args.batch_size, width_factor=args.width_factor,
+                              verbose=args.verbose)
+    for domain, row in summary["domains"].items():
+        print(f"{domain:14s} {row['mode']:9s} val error {row['val_error']:6.2f}%  "
+              f"{row['trainable_parameters']:>10,} trainable  {row['train_seconds']:.0f} s")
+    print(f"results: {os.path.join(args.out, 'results.json')}")
+
+
 def _add_training_arguments(parser, default_recipe):
     parser.add_argument("name", help="a registered model name")
     parser.add_argument("--data", required=True, help="CIFAR python batches or train/ and test/ image folders")
@@ -272,6 +284,17 @@ def make_parser():
     scoring.add_argument("--accuracy", action="store_true", help="the numbers are accuracies, not errors")
     scoring.add_argument("--subset", action="store_true", help="score only the given domains")
     scoring.set_defaults(run=_cmd_decathlon_score)
+    protocol = decathlon_commands.add_parser("train", help="train domains from a source ResNet-26 (reference protocol)")
+    protocol.add_argument("--source", default=None, help="the source resnet26 .weights.h5 (all modes but scratch)")
+    protocol.add_argument("--data", required=True, help="the Decathlon root (annotations/, data/, mean/std pickle)")
+    protocol.add_argument("--domains", required=True, help="comma-separated, e.g. aircraft,svhn")
+    protocol.add_argument("--mode", required=True, choices=("scratch", "finetune", "bn", "series", "parallel"))
+    protocol.add_argument("--out", required=True)
+    protocol.add_argument("--epochs", type=int, default=None, help="default 120 (the adapters recipe), scaled")
+    protocol.add_argument("--batch-size", type=int, default=128)
+    protocol.add_argument("--width-factor", type=float, default=1.0)
+    protocol.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+    protocol.set_defaults(run=_cmd_decathlon_train)
 
     released = commands.add_parser("weights", help="released weights: list, show, verify, release")
     released.add_argument("action", choices=("list", "show", "verify", "release"))

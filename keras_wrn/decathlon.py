@@ -8,7 +8,10 @@ most 1000 points, the baseline 250 per domain (2500 in all).
 
 import math
 
-__all__ = ["DOMAINS", "BASELINE_ERRORS", "PUBLISHED", "score", "domain_scores"]
+import numpy as np
+
+__all__ = ["DOMAINS", "BASELINE_ERRORS", "PUBLISHED", "TRAINING_MODES", "score", "domain_scores", "domain_model",
+           "train_decathlon"]
 
 DOMAINS = ("imagenet12", "aircraft", "cifar100", "daimlerpedcls", "dtd", "gtsrb", "vgg-flowers", "omniglot",
            "svhn", "ucf101")
@@ -64,3 +67,125 @@ def score(errors, baseline_errors=None, require_all=True):
     if require_all and missing:
         raise ValueError(f"errors: missing domain(s) {missing}; pass require_all=False to score a subset.")
     return sum(domain_scores(errors, baseline).values())
+
+
+# The reference code's training modes (seed 001): what trains on a new domain.
+TRAINING_MODES = {
+    "scratch": "a new ResNet-26, every layer trained from random initialisation (10x parameters for 10 domains)",
+    "finetune": "a copy of the source network, every layer trained, new head (10x)",
+    "bn": "shared frozen source convolutions; the domain's BatchNorms and head train (1x)",
+    "series": "shared frozen source convolutions; series adapters, BNs and head train (about 2x)",
+    "parallel": "shared frozen source convolutions; parallel adapters, BNs and head train (about 2x)",
+}
+
+
+def domain_model(mode, classes, source=None, network=None, domain="domain", input_shape=(64, 64, 3),
+                 width_factor=1.0):
+    """The compiled model that trains ``domain`` in ``mode`` (see `TRAINING_MODES`).
+
+    Args:
+        source: a plain `keras_wrn.adapters.resnet26` (the source network, trained), for
+            every mode but ``scratch``.
+        network: for ``bn``/``series``/``parallel``, an existing `MultiDomainNetwork` of that
+            kind to add the domain to (created, and loaded from ``source``, if None).
+
+    Returns:
+        ``(model, network)``; ``network`` is None for ``scratch`` and ``finetune``.
+    """
+    from keras_wrn.adapters import MultiDomainNetwork, resnet26
+
+    if mode not in TRAINING_MODES:
+        raise ValueError(f"mode={mode!r} is not allowed; expected one of {sorted(TRAINING_MODES)}.")
+    if mode != "scratch" and source is None:
+        raise ValueError(f"mode={mode!r} needs the source network (source=).")
+    if mode in ("scratch", "finetune"):
+        model = resnet26(classes, input_shape, width_factor=width_factor, name=f"resnet26_{domain}_{mode}")
+        if mode == "finetune":
+            for layer in model.layers:
+                if layer.weights and layer.name != "predictions":
+                    layer.set_weights(source.get_layer(layer.name).get_weights())
+        return model, None
+    adapter = None if mode == "bn" else mode
+    if network is None:
+        network = MultiDomainNetwork(adapter=adapter, input_shape=input_shape, width_factor=width_factor)
+        model = network.add_domain(domain, classes)
+        network.load_shared(source)
+    else:
+        if network.adapter != adapter:
+            raise ValueError(f"mode={mode!r} needs adapter={adapter!r}; the network has {network.adapter!r}.")
+        model = network.add_domain(domain, classes)
+    # The domain's BNs start from the source's statistics, as the reference code initialises them.
+    import keras
+
+    source_names = {layer.name for layer in source.layers}
+    for name, layer in network._stores[domain].layers.items():
+        if isinstance(layer, keras.layers.BatchNormalization) and name in source_names:
+            layer.set_weights(source.get_layer(name).get_weights())
+    return model, network
+
+
+def train_decathlon(source_weights, root, domains, mode, out_dir, epochs=None, batch_size=128, width_factor=1.0,
+                    verbose=2):
+    """The reference protocol on Decathlon-format data: one domain after another from one source network.
+
+    Each domain trains with the ``adapters`` recipe (SGD 0.9, lr 0.1 x0.1 at 2/3 and 5/6 of the
+    epochs, weight decay per layer kind) on its train split and is evaluated on its val split.
+    Writes ``results.json`` (accuracy, error, trainable parameters, wall time per domain, the
+    network's budget) and, for the shared modes, one adapter pack per domain into ``out_dir``.
+    """
+    import json
+    import os
+    import time
+
+    import keras
+
+    from keras_wrn.adapters import ADAPTER_L2, DEFAULT_L2, resnet26
+    from keras_wrn.data.decathlon import decathlon_dataset, load_decathlon, read_mean_std
+    from keras_wrn.optimizers import CoupledWeightDecaySGD
+    from keras_wrn.recipes import get_recipe, learning_rate_schedule
+    from keras_wrn.training import _write_json
+    from keras_wrn.weights import weight_file_classes
+
+    if mode not in TRAINING_MODES:
+        raise ValueError(f"--mode {mode!r} is not allowed; expected one of {sorted(TRAINING_MODES)}.")
+    if os.path.exists(os.path.join(out_dir, "results.json")):
+        raise ValueError(f"--out {out_dir!r} already holds results.json; choose another --out.")
+    recipe = get_recipe("adapters")
+    epochs = epochs or recipe.epochs
+    input_shape = (None, None, 3)
+    source = None
+    if mode != "scratch":
+        source = resnet26(weight_file_classes(source_weights) or 10, input_shape, width_factor=width_factor,
+                          compile=False)
+        source.load_weights(source_weights)
+    os.makedirs(out_dir, exist_ok=True)
+    network, results = None, {}
+    for domain in domains:
+        train_split, val_split = load_decathlon(root, domain, "train"), load_decathlon(root, domain, "val")
+        mean, std = read_mean_std(root, domain)
+        train_set = decathlon_dataset(train_split, batch_size, mean, std, training=True)
+        val_set = decathlon_dataset(val_split, batch_size, mean, std)
+        classes = len(train_split.category_ids)
+        model, network = domain_model(mode, classes, source, network, domain, input_shape, width_factor)
+        steps = -(-len(train_split.paths) // batch_size)
+        model.compile(optimizer=CoupledWeightDecaySGD(learning_rate_schedule(recipe, steps, epochs), momentum=0.9,
+                                                      nesterov=False, l2={"*adapter*": ADAPTER_L2, "*": DEFAULT_L2}),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        start = time.perf_counter()
+        model.fit(train_set, epochs=epochs, verbose=verbose)
+        seconds = time.perf_counter() - start
+        _, accuracy = model.evaluate(val_set, verbose=0)
+        trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+        results[domain] = dict(mode=mode, classes=classes, train_images=len(train_split.paths),
+                               val_images=len(val_split.paths), val_accuracy=float(accuracy),
+                               val_error=100.0 * (1.0 - float(accuracy)), trainable_parameters=trainable,
+                               epochs=epochs, train_seconds=round(seconds, 1))
+        if network is not None:
+            network.save_pack(domain, os.path.join(out_dir, f"{domain}.pack.h5"), preprocessing=dict(mean=mean, std=std))
+        else:
+            model.save_weights(os.path.join(out_dir, f"{domain}.weights.h5"))
+    summary = dict(mode=mode, source=os.path.abspath(source_weights) if source_weights else None, domains=results,
+                   budget=network.budget() if network is not None else None)
+    _write_json(os.path.join(out_dir, "results.json"), summary)
+    return summary
+
