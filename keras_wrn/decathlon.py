@@ -172,7 +172,7 @@ def train_decathlon(source_weights, root, domains, mode, out_dir, epochs=None, b
                                                       nesterov=False, l2={"*adapter*": ADAPTER_L2, "*": DEFAULT_L2}),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         start = time.perf_counter()
-        model.fit(train_set, epochs=epochs, verbose=verbose)
+        model.fit(train_set, epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles
         seconds = time.perf_counter() - start
         _, accuracy = model.evaluate(val_set, verbose=0)
         trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
