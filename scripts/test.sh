@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
-exec .venv/bin/python -m pytest -q tests "$@"
+# Two workers (pytest-xdist), one test file each at a time so module fixtures are built once.
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile tests "$@"

@@ -36,3 +36,13 @@ def _seeded():
 def images():
     rng = np.random.default_rng(0)
     return rng.normal(size=(4, 32, 32, 3)).astype("float32")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` run only with KERAS_WRN_SLOW=1 (CI sets it; see .ci/run)."""
+    if os.environ.get("KERAS_WRN_SLOW") == "1" or config.getoption("-m"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with KERAS_WRN_SLOW=1 (CI does)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

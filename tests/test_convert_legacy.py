@@ -159,6 +159,7 @@ def test_refusals(tmp_path):
         from_legacy_keras(path, "resnet")
 
 
+@pytest.mark.slow
 def test_convert_command_for_a_legacy_file(tmp_path):
     import os
     import subprocess

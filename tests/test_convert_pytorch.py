@@ -119,6 +119,7 @@ def test_incomplete_or_foreign_checkpoints(tmp_path):
         from_wide_resnet_pytorch(tmp_path / "missing.pt")
 
 
+@pytest.mark.slow
 def test_convert_command_writes_weights_that_builders_load(tmp_path):
     import json
     import os

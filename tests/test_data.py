@@ -193,6 +193,7 @@ SHARED_ARCHIVE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "
     not os.path.exists(SHARED_ARCHIVE) and not os.environ.get("CI"),
     reason="../shared/data/cifar10-jpeg.tar.gz is absent (developers' and CI's copy of real CIFAR-10)",
 )
+@pytest.mark.slow
 def test_real_cifar10_jpeg_test_split(tmp_path):
     from keras_wrn.training import load_data
 

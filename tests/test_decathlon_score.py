@@ -41,6 +41,7 @@ def test_errors():
         score({"svhn": 130.0}, require_all=False)
 
 
+@pytest.mark.slow
 def test_decathlon_train_command_on_two_small_domains(tmp_path):
     """The protocol end to end on Decathlon-format files: packs, results, shared weights untouched."""
     import json

@@ -61,6 +61,7 @@ def single_run(tmp_path_factory):
     return data, root, read_log(root / "single")
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_cpu_devices_matches_one_device(single_run):
     data, root, reference = single_run
     run = root / "mirrored"
@@ -69,6 +70,7 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(single_run):
     assert_same_losses(reference, read_log(run))
 
 
+@pytest.mark.slow
 def test_two_workers_on_localhost_match_one_device(single_run):
     data, root, reference = single_run
     run = root / "workers"
@@ -86,6 +88,7 @@ def test_two_workers_on_localhost_match_one_device(single_run):
     assert not [name for name in os.listdir(run) if name.startswith(("worker", ".tmp-"))]
 
 
+@pytest.mark.slow
 def test_multi_worker_without_tf_config_is_refused(single_run, tmp_path):
     data, _, _ = single_run
     env = {key: value for key, value in QUIET.items() if key != "TF_CONFIG"}

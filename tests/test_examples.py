@@ -19,6 +19,7 @@ def run_example(name, *arguments, cwd=None):
     return out.stdout
 
 
+@pytest.mark.slow
 def test_train_resume_evaluate_finetune_examples(tmp_path):
     data = write_image_folder(tmp_path / "data")
     run = tmp_path / "run"

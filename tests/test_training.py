@@ -58,6 +58,7 @@ def test_train_writes_the_run_files(folder, tmp_path):
         train("wrn-16-1", folder, tmp_path / "run2", recipe="sgdr")
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_gives_the_same_weights(folder, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     base = [sys.executable, "-m", "keras_wrn", "train", "wrn-16-1", "--data", str(folder),

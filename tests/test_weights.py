@@ -99,6 +99,7 @@ def test_truncated_corrupt_and_missing_files(copied_registry):
         keras_wrn.create_model("wrn-16-1", weights=name)
 
 
+@pytest.mark.slow
 def test_cli_list_show_verify(copied_registry):
     name, path = copied_registry
     env = dict(QUIET, KERAS_WRN_WEIGHTS_DIR=str(path.parent))
