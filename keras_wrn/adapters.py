@@ -72,17 +72,7 @@ def _bn(name):
 
 def _conv_unit(x, shared, domain, name, filters, strides, adapter, with_adapter):
     """3x3 conv (shared) with the domain's adapter and BN; see the module doc."""
-    inputs = x
-    if strides > 1:
-        x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-    y = shared.get(name, _conv(filters, 3, strides))(x)
-    if adapter == "parallel" and with_adapter:
-        side = _pointwise(inputs, domain, f"{name}_adapter", filters, strides)
-        y = layers.Add(name=f"{name}_adapter_add")([y, side])
-    elif adapter == "series" and with_adapter:
-        side = domain.get(f"{name}_adapter_bn", _bn)(y)
-        side = domain.get(f"{name}_adapter", _conv(filters, 1, 1))(side)
-        y = layers.Add(name=f"{name}_adapter_add")([y, side])
+    y = _adapted_conv(x, shared, domain, name, filters, 3, strides, adapter, with_adapter)
     return domain.get(f"{name}_bn", _bn)(y)
 
 

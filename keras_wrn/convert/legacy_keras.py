@@ -146,6 +146,7 @@ def from_legacy_keras(source, seed, backend=None, depth=None, width=None, includ
     Returns:
         A `create_wide_residual_network` model (softmax outputs, as the seeds').
     """
+    from keras_wrn.convert.pytorch_wrn import assign_checked
     from keras_wrn.models import create_wide_residual_network
 
     path = os.fspath(source)
@@ -220,11 +221,7 @@ def from_legacy_keras(source, seed, backend=None, depth=None, width=None, includ
                                          include_top=include_top, compile=False)
 
     def assign(layer_name, values, origin):
-        layer = model.get_layer(layer_name)
-        expected = [tuple(w.shape) for w in layer.weights]
-        if [tuple(v.shape) for v in values] != expected:
-            raise ValueError(f"{path}: {origin} has shapes {[v.shape for v in values]}, {layer_name} expects {expected}.")
-        layer.set_weights(values)
+        assign_checked(model.get_layer(layer_name), values, path, origin)
 
     for role, (name, kernel, _) in zip(conv_roles, convs):
         assign(role, [kernel], name)

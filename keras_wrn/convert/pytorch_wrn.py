@@ -24,7 +24,16 @@ import re
 
 import numpy as np
 
-__all__ = ["from_wide_resnet_pytorch", "wide_resnet_pytorch_arguments", "read_torch_tensors"]
+__all__ = ["from_wide_resnet_pytorch", "wide_resnet_pytorch_arguments", "read_torch_tensors", "assign_checked"]
+
+
+def assign_checked(layer, values, where, origin):
+    """``layer.set_weights(values)`` after checking every shape; errors name the file and the source."""
+    expected = [tuple(w.shape) for w in layer.weights]
+    if [tuple(np.shape(v)) for v in values] != expected:
+        raise ValueError(f"{where}: {origin} has shapes {[np.shape(v) for v in values]}, {layer.name} expects "
+                         f"{expected}.")
+    layer.set_weights(values)
 
 _BN = ("weight", "bias", "running_mean", "running_var")  # -> gamma, beta, moving_mean, moving_variance
 _PARTS = {"bn0": "bn1", "conv0": "conv1", "bn1": "bn2", "conv1": "conv2", "convdim": "shortcut_conv"}
@@ -124,12 +133,7 @@ def from_wide_resnet_pytorch(source, input_shape=(32, 32, 3), classifier_activat
         return tensors[name]
 
     def assign(layer_name, values):
-        layer = model.get_layer(layer_name)
-        expected = [tuple(w.shape) for w in layer.weights]
-        if [v.shape for v in values] != expected:
-            raise ValueError(f"{where}: {layer_name} expects shapes {expected}, the checkpoint gives "
-                             f"{[v.shape for v in values]}.")
-        layer.set_weights(values)
+        assign_checked(model.get_layer(layer_name), values, where, "the checkpoint")
 
     assign("stem_conv", [_conv_kernel(take("conv0"))])
     for layer in model.layers:

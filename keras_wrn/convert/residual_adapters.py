@@ -19,7 +19,7 @@ import re
 
 import numpy as np
 
-from keras_wrn.convert.pytorch_wrn import read_torch_tensors
+from keras_wrn.convert.pytorch_wrn import assign_checked, read_torch_tensors
 
 __all__ = ["from_residual_adapters", "MODES"]
 
@@ -79,10 +79,7 @@ def from_residual_adapters(source, domains=None, input_shape=(64, 64, 3)):
         return tensors[key]
 
     def assign(layer, values, key):
-        expected = [tuple(w.shape) for w in layer.weights]
-        if [v.shape for v in values] != expected:
-            raise ValueError(f"{where}: {key} has shapes {[v.shape for v in values]}, {layer.name} expects {expected}.")
-        layer.set_weights(values)
+        assign_checked(layer, values, where, key)
 
     def kernel(key):
         return np.transpose(take(key), (2, 3, 1, 0))
