@@ -424,6 +424,9 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
         tensorboard = keras.callbacks.TensorBoard(os.path.join(write_dir, "tensorboard"), write_graph=False)
         for epoch in range(state["completed_epochs"], epochs):
             started = time.perf_counter()
+            if verbose and chief:  # Keras' own line reads "Epoch k/k": one fit call per epoch
+                print(f"epoch {epoch + 1}/{epochs}, learning rate "
+                      f"{float(keras.ops.convert_to_numpy(schedule(epoch * steps_per_epoch))):g}", flush=True)
             train_set = _pipeline(x_train, y_train, batch_size, config, zca, recipe.augmentation,
                                   shuffle=True, seed=_epoch_seed(seed, epoch))
             result = model.fit(train_set, validation_data=test, initial_epoch=epoch, epochs=epoch + 1,
