@@ -1,0 +1,19 @@
+"""The benchmark suite runs (a smoke run: its timings are not checked, this machine is noisy)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_benchmark_quick_run_compares_equal_architectures():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick"], capture_output=True,
+                         text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| wrn-16-1 |")]
+    assert [row.split("|")[2].strip() for row in rows] == ["keras_wrn", "plain Keras", "PyTorch eager"]
+    assert len({row.split("|")[3].strip() for row in rows}) == 1  # the same trainable parameter count
