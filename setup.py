@@ -28,7 +28,9 @@ setup(
         # tests' references. Tests pin the CPU build this project's machines carry (an open range would
         # pull a multi-GB CUDA build).
         "convert": ["torch>=2.1"],
-        "test": ["pytest>=8", "pytest-xdist", "torch==2.13.0"],
+        # scikit-image ships the LFW face/non-face subset, a target domain of the adapter comparison.
+        "domains": ["scikit-image"],
+        "test": ["pytest>=8", "pytest-xdist", "torch==2.13.0", "scikit-image"],
     },
     entry_points={"console_scripts": ["keras-wrn=keras_wrn.cli:main"]},
 )

@@ -8,6 +8,7 @@
     keras-wrn evaluate NAME --weights W --data DIR [--split test] [--confusion OUT.png]
     keras-wrn weights list|show|verify|release ...
     keras-wrn decathlon score DOMAIN=ERROR ... [--accuracy]
+    keras-wrn decathlon compare --source W --out DIR [--domains digits,lfw-faces]
     keras-wrn convert SRC OUT.weights.h5 [--from wrn-pytorch|titu1994-wrn|asmith26-wrn] [--backend theano]
 """
 
@@ -204,6 +205,26 @@ def _cmd_decathlon_train(args):
     print(f"results: {os.path.join(args.out, 'results.json')}")
 
 
+def _cmd_decathlon_compare(args):
+    from keras_wrn.decathlon import compare_modes
+
+    summary = compare_modes(args.source, args.out, domains=_split(args.domains, "--domains"),
+                            modes=_split(args.modes, "--modes"), epochs=args.epochs, batch_size=args.batch_size,
+                            image_size=args.image_size, width_factor=args.width_factor, seed=args.seed,
+                            verbose=args.verbose)
+    for row in summary["rows"]:
+        print(f"{row['domain']:10s} {row['mode']:9s} test accuracy {100 * row['test_accuracy']:6.2f}%  "
+              f"{row['domain_parameters']:>10,} domain parameters  {row['train_seconds']:.0f} s")
+    print(f"table: {os.path.join(args.out, 'results.md')}")
+
+
+def _split(value, argument):
+    items = [item for item in value.split(",") if item]
+    if not items:
+        raise ValueError(f"{argument} {value!r}: expected a comma-separated list.")
+    return items
+
+
 def _add_training_arguments(parser, default_recipe):
     parser.add_argument("name", help="a registered model name")
     parser.add_argument("--data", required=True, help="CIFAR python batches or train/ and test/ image folders")
@@ -295,6 +316,20 @@ def make_parser():
     protocol.add_argument("--width-factor", type=float, default=1.0)
     protocol.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     protocol.set_defaults(run=_cmd_decathlon_train)
+    compare = decathlon_commands.add_parser(
+        "compare", help="every training mode on bundled small real domains (digits, lfw-faces): the adapter table")
+    compare.add_argument("--source", required=True,
+                         help="released name (resnet26-w0.5.cifar10-jpeg-e8) or .weights.h5 of a plain ResNet-26")
+    compare.add_argument("--out", required=True, help="directory for results.json and results.md")
+    compare.add_argument("--domains", default="digits,lfw-faces", help="comma-separated (default digits,lfw-faces)")
+    compare.add_argument("--modes", default="scratch,finetune,bn,series,parallel", help="comma-separated subset")
+    compare.add_argument("--epochs", type=int, default=30, help="the adapters recipe scaled to this many epochs")
+    compare.add_argument("--batch-size", type=int, default=32)
+    compare.add_argument("--image-size", type=int, default=32, help="square input side (the source's)")
+    compare.add_argument("--width-factor", type=float, default=None, help="only with a .weights.h5 path")
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
+    compare.set_defaults(run=_cmd_decathlon_compare)
 
     released = commands.add_parser("weights", help="released weights: list, show, verify, release")
     released.add_argument("action", choices=("list", "show", "verify", "release"))

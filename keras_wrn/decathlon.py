@@ -7,11 +7,12 @@ most 1000 points, the baseline 250 per domain (2500 in all).
 """
 
 import math
+import os
 
 import numpy as np
 
 __all__ = ["DOMAINS", "BASELINE_ERRORS", "PUBLISHED", "TRAINING_MODES", "score", "domain_scores", "domain_model",
-           "train_decathlon"]
+           "train_decathlon", "compare_modes"]
 
 DOMAINS = ("imagenet12", "aircraft", "cifar100", "daimlerpedcls", "dtd", "gtsrb", "vgg-flowers", "omniglot",
            "svhn", "ucf101")
@@ -124,6 +125,33 @@ def domain_model(mode, classes, source=None, network=None, domain="domain", inpu
     return model, network
 
 
+def _count(weights):
+    return int(sum(int(np.prod(w.shape)) for w in weights))
+
+
+def _fit_domain(model, train_set, val_set, steps, epochs, recipe, verbose):
+    """Compile ``model`` with the reference recipe (SGD 0.9, weight decay per layer kind), fit, evaluate.
+
+    Returns ``(accuracy on val_set, training seconds)``.
+    """
+    import time
+
+    import keras
+
+    from keras_wrn.adapters import ADAPTER_L2, DEFAULT_L2
+    from keras_wrn.optimizers import CoupledWeightDecaySGD
+    from keras_wrn.recipes import learning_rate_schedule
+
+    model.compile(optimizer=CoupledWeightDecaySGD(learning_rate_schedule(recipe, steps, epochs), momentum=0.9,
+                                                  nesterov=False, l2={"*adapter*": ADAPTER_L2, "*": DEFAULT_L2}),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    start = time.perf_counter()
+    model.fit(train_set, epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles
+    seconds = time.perf_counter() - start
+    _, accuracy = model.evaluate(val_set, verbose=0)
+    return float(accuracy), seconds
+
+
 def train_decathlon(source_weights, root, domains, mode, out_dir, epochs=None, batch_size=128, width_factor=1.0,
                     verbose=2):
     """The reference protocol on Decathlon-format data: one domain after another from one source network.
@@ -133,16 +161,11 @@ def train_decathlon(source_weights, root, domains, mode, out_dir, epochs=None, b
     Writes ``results.json`` (accuracy, error, trainable parameters, wall time per domain, the
     network's budget) and, for the shared modes, one adapter pack per domain into ``out_dir``.
     """
-    import json
     import os
-    import time
 
-    import keras
-
-    from keras_wrn.adapters import ADAPTER_L2, DEFAULT_L2, resnet26
+    from keras_wrn.adapters import resnet26
     from keras_wrn.data.decathlon import decathlon_dataset, load_decathlon, read_mean_std
-    from keras_wrn.optimizers import CoupledWeightDecaySGD
-    from keras_wrn.recipes import get_recipe, learning_rate_schedule
+    from keras_wrn.recipes import get_recipe
     from keras_wrn.training import _write_json
     from keras_wrn.weights import weight_file_classes
 
@@ -168,14 +191,8 @@ def train_decathlon(source_weights, root, domains, mode, out_dir, epochs=None, b
         classes = len(train_split.category_ids)
         model, network = domain_model(mode, classes, source, network, domain, input_shape, width_factor)
         steps = -(-len(train_split.paths) // batch_size)
-        model.compile(optimizer=CoupledWeightDecaySGD(learning_rate_schedule(recipe, steps, epochs), momentum=0.9,
-                                                      nesterov=False, l2={"*adapter*": ADAPTER_L2, "*": DEFAULT_L2}),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-        start = time.perf_counter()
-        model.fit(train_set, epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles
-        seconds = time.perf_counter() - start
-        _, accuracy = model.evaluate(val_set, verbose=0)
-        trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+        accuracy, seconds = _fit_domain(model, train_set, val_set, steps, epochs, recipe, verbose)
+        trainable = _count(model.trainable_weights)
         results[domain] = dict(mode=mode, classes=classes, train_images=len(train_split.paths),
                                val_images=len(val_split.paths), val_accuracy=float(accuracy),
                                val_error=100.0 * (1.0 - float(accuracy)), trainable_parameters=trainable,
@@ -189,3 +206,167 @@ def train_decathlon(source_weights, root, domains, mode, out_dir, epochs=None, b
     _write_json(os.path.join(out_dir, "results.json"), summary)
     return summary
 
+
+
+def _load_source(source, input_shape, width_factor=None):
+    """The plain ResNet-26 source network from a released weights name or a ``.weights.h5`` path.
+
+    A released name brings its width factor from the manifest; for a path,
+    ``width_factor`` (default 1.0) must match the file.
+    """
+    from keras_wrn.adapters import resnet26
+    from keras_wrn.registry import model_args
+    from keras_wrn.weights import is_weights_name, resolve_weights, weight_file_classes
+
+    if is_weights_name(source):
+        path, entry = resolve_weights(source)
+        builder, arguments = model_args(entry["model"])
+        if builder is not resnet26 or arguments.get("adapter"):
+            raise ValueError(f"source={source!r} holds a {entry['model']} network; the adapter modes need a plain "
+                             "ResNet-26 (resnet26, resnet26-w0.5).")
+        released = float(entry["arguments"].get("width_factor", arguments.get("width_factor", 1.0)))
+        if width_factor is not None and float(width_factor) != released:
+            raise ValueError(f"width_factor={width_factor!r} contradicts source={source!r}, released with "
+                             f"width_factor={released}.")
+        width_factor = released
+    else:
+        path = source
+        width_factor = 1.0 if width_factor is None else float(width_factor)
+    network = resnet26(weight_file_classes(path) or 10, input_shape, width_factor=width_factor, compile=False)
+    try:
+        network.load_weights(path)
+    except ValueError as error:
+        raise ValueError(f"source={source!r} does not fit a ResNet-26 with width_factor={width_factor}: {error}") from None
+    return network, width_factor
+
+
+def compare_modes(source, out_dir, domains=("digits", "lfw-faces"), modes=tuple(TRAINING_MODES), epochs=30,
+                  batch_size=32, image_size=32, width_factor=None, seed=0, verbose=0):
+    """Every training mode on small real domains from one source ResNet-26: the adapter comparison.
+
+    For each mode, the domains are learned one after another, as the reference protocol
+    does (the shared modes add each domain to one `MultiDomainNetwork`), with the
+    ``adapters`` recipe scaled to ``epochs``; data come from
+    `keras_wrn.data.load_small_domain` (``image_size`` square, normalised by the domain's
+    own training statistics).  Besides test accuracy, trainable parameters and wall time,
+    each row records the checks that make the shared modes what they claim:
+
+    - ``accuracy_after_all``: the domain's test accuracy again after the later domains
+      trained (equal: no other domain changes its parameters);
+    - ``shared_unchanged``: every shared weight still bit-equal to the source network's;
+    - ``merged_accuracy`` and ``merged_max_abs_logit_diff`` (series/parallel): the
+      adapter-free `MultiDomainNetwork.merge` network on the same test images.
+
+    Writes ``results.json`` and ``results.md`` (the table) into ``out_dir``.
+
+    Args:
+        source: a released weights name (e.g. ``"resnet26-w0.5.cifar10-jpeg-e8"``) or a
+            ``.weights.h5`` of a plain ResNet-26 trained on the source domain.
+        modes: a subset of `TRAINING_MODES`.
+        width_factor: only with a path (a released name knows its own).
+    """
+    import os
+    import time
+
+    import keras
+
+    from keras_wrn.data.augment import make_dataset
+    from keras_wrn.data.small_domains import SMALL_DOMAINS, load_small_domain
+    from keras_wrn.recipes import get_recipe
+    from keras_wrn.training import _write_json
+
+    for mode in modes:
+        if mode not in TRAINING_MODES:
+            raise ValueError(f"mode {mode!r} is not allowed; expected some of {sorted(TRAINING_MODES)}.")
+    for domain in domains:
+        if domain not in SMALL_DOMAINS:
+            raise ValueError(f"domain {domain!r} is not a bundled small domain; expected some of "
+                             f"{sorted(SMALL_DOMAINS)}.")
+    if not domains or not modes:
+        raise ValueError("compare_modes: give at least one domain and one mode.")
+    if os.path.exists(os.path.join(out_dir, "results.json")):
+        raise ValueError(f"--out {out_dir!r} already holds results.json; choose another --out.")
+    input_shape = (image_size, image_size, 3)
+    source_network, width_factor = _load_source(source, input_shape, width_factor)
+    source_shared = {layer.name: [w.copy() for w in layer.get_weights()]
+                     for layer in source_network.layers if isinstance(layer, keras.layers.Conv2D)}
+    recipe = get_recipe("adapters")
+    data = {domain: load_small_domain(domain, image_size, seed=seed) for domain in domains}
+    rows = []
+    for mode in modes:
+        network, trained = None, []
+        for domain in domains:
+            d = data[domain]
+            mean, std = d.x_train.reshape(-1, 3).mean(0), d.x_train.reshape(-1, 3).std(0)
+            keras.utils.set_random_seed(seed)
+            train_set = make_dataset(d.x_train, d.y_train, batch_size, mean, std, d.augmentation, shuffle=True,
+                                     seed=seed)
+            test_set = make_dataset(d.x_test, d.y_test, 500, mean, std)
+            model, network = domain_model(mode, len(d.class_names), source_network, network, domain, input_shape,
+                                          width_factor)
+            steps = -(-len(d.x_train) // batch_size)
+            start = time.perf_counter()
+            accuracy, seconds = _fit_domain(model, train_set, test_set, steps, epochs, recipe, verbose)
+            row = dict(mode=mode, domain=domain, classes=len(d.class_names), train_images=len(d.x_train),
+                       test_images=len(d.x_test), epochs=epochs, batch_size=batch_size,
+                       test_accuracy=accuracy, trainable_parameters=_count(model.trainable_weights),
+                       domain_parameters=(_count(network.domain_weights(domain)) if network is not None
+                                          else model.count_params()),
+                       train_seconds=round(seconds, 1), wall_seconds=None)
+            if mode in ("series", "parallel"):
+                merged = network.merge(domain)
+                images = np.concatenate([x for x, _ in test_set.as_numpy_iterator()])
+                logits, merged_logits = model.predict(images, verbose=0), merged.predict(images, verbose=0)
+                row["merged_accuracy"] = float(np.mean(np.argmax(merged_logits, -1) == d.y_test))
+                row["merged_max_abs_logit_diff"] = float(np.max(np.abs(logits - merged_logits)))
+                row["merged_parameters"] = merged.count_params()
+            row["wall_seconds"] = round(time.perf_counter() - start, 1)
+            rows.append(row)
+            trained.append((row, model, test_set))
+        for row, model, test_set in trained:  # after every later domain has trained
+            row["accuracy_after_all"] = float(model.evaluate(test_set, verbose=0)[1])
+        if network is not None:
+            row_budget = network.budget()
+            unchanged = all(
+                all(np.array_equal(a, b) for a, b in zip(network.shared.layers[name].get_weights(), weights))
+                for name, weights in source_shared.items() if name in network.shared.layers)
+            for row, _, _ in trained:
+                row["shared_unchanged"] = bool(unchanged)
+                row["shared_parameters"] = row_budget["shared"]
+    plain = source_network.count_params()
+    summary = dict(source=source if not os.path.exists(str(source)) else os.path.abspath(source),
+                   width_factor=width_factor, image_size=image_size, source_parameters=plain, seed=seed,
+                   recipe="adapters", rows=rows, budget=_budgets(rows, plain, domains))
+    os.makedirs(out_dir, exist_ok=True)
+    _write_json(os.path.join(out_dir, "results.json"), summary)
+    with open(os.path.join(out_dir, "results.md"), "w") as handle:
+        handle.write(comparison_table(summary))
+    return summary
+
+
+def _budgets(rows, plain, domains):
+    """Parameters for the source and every domain together, in units of one source network, per mode."""
+    budget = {}
+    for mode in dict.fromkeys(row["mode"] for row in rows):
+        extra = sum(row["domain_parameters"] for row in rows if row["mode"] == mode)
+        budget[mode] = (plain + extra) / plain
+    return budget
+
+
+def comparison_table(summary):
+    """The Markdown table of a `compare_modes` summary: one row per domain and mode."""
+    lines = [f"Source: `{os.path.basename(str(summary['source']))}` (ResNet-26, width factor "
+             f"{summary['width_factor']}, {summary['source_parameters']:,} parameters), "
+             f"{summary['image_size']}x{summary['image_size']} inputs, adapters recipe, seed {summary['seed']}.",
+             "",
+             "| domain | mode | test accuracy | after later domains | merged accuracy | trainable params | "
+             "domain params | source + domains (x one net) | train time (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in summary["rows"]:
+        merged = f"{100 * row['merged_accuracy']:.2f}%" if "merged_accuracy" in row else "-"
+        lines.append(
+            f"| {row['domain']} ({row['train_images']}/{row['test_images']}) | {row['mode']} | "
+            f"{100 * row['test_accuracy']:.2f}% | {100 * row['accuracy_after_all']:.2f}% | {merged} | "
+            f"{row['trainable_parameters']:,} | {row['domain_parameters']:,} | "
+            f"{summary['budget'][row['mode']]:.2f}x | {row['train_seconds']:.0f} |")
+    return "\n".join(lines) + "\n"

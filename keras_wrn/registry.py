@@ -34,6 +34,9 @@ MODEL_VARIANTS = {
     # Rebuffi et al.'s ResNet-26 (64x64 inputs) with residual adapters; see keras_wrn.adapters.
     "resnet26": (resnet26, dict(adapter=None)),
     "resnet26-adapters": (resnet26, dict(adapter="parallel")),
+    # Half width (16 / 32 / 64 / 128, the reference code's factor=0.5): the CPU-sized source
+    # network of the adapter proof on CIFAR-10 (README, "Residual adapters on real domains").
+    "resnet26-w0.5": (resnet26, dict(adapter=None, width_factor=0.5)),
     "ror3-110": (create_residual_of_residual, dict(depth=110)),
     "ror3-164": (create_residual_of_residual, dict(depth=164)),
     "ror3-wrn-40-2": (create_pre_residual_of_residual, dict(depth=40, width=2)),

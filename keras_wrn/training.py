@@ -242,6 +242,14 @@ def _pipeline(images, labels, batch_size, config, zca, augmentation="none", shuf
                         augmentation, shuffle, seed, reshuffle_each_iteration=False)
 
 
+def outputs_logits(model):
+    """Whether ``model`` ends in logits (ResNet-26, converted PyTorch heads) rather than a softmax."""
+    import keras
+
+    activation = getattr(model.layers[-1], "activation", None)
+    return activation is not keras.activations.softmax
+
+
 def _build_for_run(model_name, classes, input_shape, dropout):
     from keras_wrn.registry import create_model
 
@@ -404,8 +412,8 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
             learning_rate=schedule,
             momentum=recipe.momentum, nesterov=recipe.nesterov, l2=recipe.weight_decay,
         )
-        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
-                      metrics=["accuracy"])
+        model.compile(optimizer=optimizer, metrics=["accuracy"],
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)))
         model.build((None,) + x_train.shape[1:])
         optimizer.build(model.trainable_variables)
 

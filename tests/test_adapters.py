@@ -161,3 +161,6 @@ def test_registry_names():
 
     assert keras_wrn.create_model("resnet26-adapters", classes=5, compile=False).output_shape == (None, 5)
     assert keras_wrn.create_model("resnet26", compile=False).count_params() == 5_825_002
+    # half width (16/32/64/128): the CPU-sized source of the adapter comparison
+    half = keras_wrn.create_model("resnet26-w0.5", input_shape=(32, 32, 3), compile=False)
+    assert half.count_params() == 1_460_986 and half.get_layer("stage3_block4_conv2").kernel.shape == (3, 3, 128, 128)

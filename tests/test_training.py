@@ -85,3 +85,26 @@ def test_resume_after_sigkill_gives_the_same_weights(folder, tmp_path):
     for name in expected:
         np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
     assert (straight / "log.csv").read_text() == (killed / "log.csv").read_text()
+
+
+@pytest.mark.parametrize("name, logits", [("wrn-16-1", False), ("resnet26-w0.5", True)])
+def test_loss_matches_the_head(folder, tmp_path, monkeypatch, name, logits):
+    """Softmax heads train on probabilities, ResNet-26's logit head on logits (treating its logits as
+    probabilities made a ResNet-26 run collapse to a constant prediction)."""
+    import keras
+
+    from keras_wrn.registry import create_model
+    from keras_wrn.training import outputs_logits
+
+    assert outputs_logits(create_model(name, classes=3, compile=False)) is logits
+    seen = []
+    original = keras.Model.compile
+
+    def spy(model, *args, **kwargs):
+        seen.append(kwargs["loss"].get_config()["from_logits"])
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "compile", spy)
+    history = train(name, str(folder), str(tmp_path / "run"), recipe="wrn", epochs=1, verbose=0)
+    assert seen == [logits] and np.isfinite(history[-1]["loss"]) and history[-1]["loss"] < 3.0
+

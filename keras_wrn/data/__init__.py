@@ -8,6 +8,7 @@
 - `load_image_folder`: ``root/<class>/*.jpg`` via Keras' own loader.
 - `decathlon`: the Visual Decathlon's COCO-style annotations and statistics.
 - `whitening`: ZCA (WRN v1).
+- `small_domains`: real target domains bundled with scikit-learn/scikit-image.
 """
 
 from keras_wrn.data.archives import extract_archive
@@ -24,6 +25,7 @@ from keras_wrn.data.augment import (
 from keras_wrn.data.cifar import cifar_class_names, load_cifar
 from keras_wrn.data.decathlon import decathlon_dataset, load_decathlon, read_mean_std
 from keras_wrn.data.folders import load_image_folder
+from keras_wrn.data.small_domains import SMALL_DOMAINS, load_small_domain
 from keras_wrn.data.whitening import apply_zca, fit_zca
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "CIFAR10_JPEG_STD",
     "CIFAR10_MEAN",
     "CIFAR10_STD",
+    "SMALL_DOMAINS",
     "apply_zca",
     "augment_fn",
     "cifar_class_names",
@@ -41,6 +44,7 @@ __all__ = [
     "load_cifar",
     "load_decathlon",
     "load_image_folder",
+    "load_small_domain",
     "make_dataset",
     "normalize",
     "read_mean_std",

@@ -4,6 +4,8 @@
   (Zagoruyko & Komodakis 2016; their ``augmentation.lua``).
 - ``"preact"``: zero-pad by 4 (zeros of the *normalised* image, i.e. the mean
   colour), random crop, horizontal flip (He et al. 2016, fb.resnet.torch).
+- ``"translate"``: reflection-pad by 4 and random crop, no flip (for domains
+  where mirroring changes the class, e.g. digits).
 - ``"none"``: identity (evaluation).
 
 Every random choice uses stateless ops keyed by a per-image ``seed`` of shape
@@ -29,16 +31,19 @@ def normalize(image, mean, std):
     return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
-def _pad_crop_flip(image, seed, mode):
-    shape = tf.shape(image)
+def _pad_crop(image, seed, mode):
     padded = tf.pad(image, [[PAD, PAD], [PAD, PAD], [0, 0]], mode=mode)
-    cropped = tf.image.stateless_random_crop(padded, shape, seed=seed)
-    return tf.image.stateless_random_flip_left_right(cropped, seed=seed[::-1])
+    return tf.image.stateless_random_crop(padded, tf.shape(image), seed=seed)
+
+
+def _pad_crop_flip(image, seed, mode):
+    return tf.image.stateless_random_flip_left_right(_pad_crop(image, seed, mode), seed=seed[::-1])
 
 
 AUGMENTATIONS = {
     "wrn": lambda image, seed: _pad_crop_flip(image, seed, "REFLECT"),
     "preact": lambda image, seed: _pad_crop_flip(image, seed, "CONSTANT"),
+    "translate": lambda image, seed: _pad_crop(image, seed, "REFLECT"),
     "none": lambda image, seed: image,
 }
 
