@@ -1,21 +1,40 @@
 """Training and inference throughput: keras_wrn vs plain Keras vs PyTorch eager, and the arithmetic limit.
 
-    python benchmarks/run.py [--models wrn-16-1,wrn-16-4] [--steps 20] [--repeats 5] [--out benchmarks/results.md]
+    python benchmarks/run.py [--models wrn-16-1,wrn-16-4,...] [--data CIFAR10_JPEG_DIR] [--out benchmarks/results.md]
     python benchmarks/run.py --quick      # a smoke run (tests use it); its numbers mean nothing
 
-Batch 128 of 32x32x3 random inputs.  Each figure: one warm-up block of steps,
-then ``--repeats`` blocks of ``--steps`` steps, images/s per block; the table
-gives the median and the min-max spread.  Achieved GFLOP/s counts 2 FLOPs per
-multiply-accumulate (keras_wrn.model_stats), 3x the forward pass for a training
-step, and is compared with the float32 matrix-product GFLOP/s measured here
-(NumPy, 2048^3).  Timings are only comparable within one run.
+Every figure is taken in a fresh worker process (``--worker``), one model and one
+implementation at a time, so TensorFlow's and PyTorch's thread pools never compete
+and each process's peak resident memory is that configuration's alone.
+
+- Throughput: batch 128 of 32x32x3 random inputs; one warm-up block of steps
+  (tracing, allocation), then ``--repeats`` blocks of ``--steps`` steps, images/s
+  per block; the table gives the median and the min-max spread.  Keras models run
+  ``model.fit`` / ``model.predict`` on a repeated `tf.data` batch (what a user
+  runs); PyTorch runs the usual eager loop (``zero_grad``, forward, ``backward``,
+  SGD ``step``; ``torch.no_grad`` for inference).
+- Arithmetic: achieved GFLOP/s = images/s x 2 FLOPs per multiply-accumulate
+  (`keras_wrn.model_stats`) x 3 for a training step (forward, input gradients,
+  weight gradients) or x 1 for inference, over the float32 matrix-product rate
+  measured in the same run (NumPy, 2048^3).  For adapter models the shared convs
+  compute no weight gradients, so the x3 convention overstates their work.
+- Memory: the worker's peak resident set (``ru_maxrss``) after its training
+  steps: framework runtime + model + optimizer + activations of one step.
+- Build time: seconds to build (and compile) WRN-28-10 and pre-act ResNet-1001.
+- Input pipeline: images/s of the paper augmentation on real cifar10-jpeg
+  (``--data``), as `benchmarks/input_pipeline.py` measures it.
+
+Timings are only comparable within one run; the machine and the command are
+written at the top of the report.
 """
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -24,6 +43,12 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 BATCH = 128
+IMPLEMENTATIONS = ("keras_wrn", "plain Keras", "PyTorch eager")
+# model key -> (steps, repeats) defaults: the big ones take seconds to minutes per step.
+STEPS = {"wrn-28-10": (1, 2), "preact-164": (4, 3), "resnet26": (5, 5), "resnet26-series": (5, 5),
+         "resnet26-parallel": (5, 5), "resnet26-merged": (5, 5)}
+DEFAULT_MODELS = "wrn-16-1,wrn-16-4,wrn-28-10,preact-164,resnet26,resnet26-series,resnet26-parallel,resnet26-merged"
+BUILDS = ("wrn-28-10", "preact-1001")
 
 
 def matmul_gflops(size=2048, repeats=5):
@@ -47,28 +72,67 @@ def blocks(step, steps, repeats):
     return rates
 
 
-def keras_steps(model, x, y, train):
+# ----------------------------------------------------------------------------- models
+
+
+def _keras_wrn_model(key):
+    """keras_wrn's own model for ``key`` (compiled as the package compiles it) and its MAC count."""
+    import keras_wrn
+    from keras_wrn.adapters import MultiDomainNetwork, resnet26
+
+    input_shape = (32, 32, 3)
+    if key.startswith("resnet26"):
+        kind = key.partition("-")[2] or None
+        if kind is None:
+            return resnet26(10, input_shape)
+        network = MultiDomainNetwork(adapter="parallel" if kind == "merged" else kind, input_shape=input_shape)
+        model = network.add_domain("domain", 10)
+        if kind == "merged":
+            model = network.merge("domain")
+            from keras_wrn.adapters import _compile
+
+            _compile(model)
+        return model
+    return keras_wrn.create_model(key, classifier_activation=None)
+
+
+def _other_model(key, implementation):
+    import reference_models as ref
+
+    torch = implementation == "PyTorch eager"
+    if key.startswith("wrn-"):
+        depth, width = (int(part) for part in key.split("-")[1:3])
+        return ref.torch_wrn(depth, width) if torch else ref.plain_keras_wrn(depth, width)
+    if key.startswith("preact-"):
+        depth = int(key.split("-")[1])
+        kind = "bottleneck" if depth >= 164 else "basic"
+        return ref.torch_preact_resnet(depth, kind) if torch else ref.plain_keras_preact_resnet(depth, kind)
+    adapter = key.partition("-")[2] or None
+    if adapter == "merged":  # the merged network is a plain ResNet-26
+        adapter = None
+    if torch:
+        return ref.torch_resnet26(adapter=adapter)
+    if adapter is not None:
+        return None  # no "obvious Keras" multi-domain model: keras_wrn's is the Keras one
+    return ref.plain_keras_resnet26()
+
+
+def _keras_runner(model, x, y, train):
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(2)
-    iterator = iter(dataset)
-
-    def run(steps):
-        for _ in range(steps):
-            batch_x, batch_y = next(iterator)
-            if train:
-                model.train_on_batch(batch_x, batch_y)
-            else:
-                model.predict_on_batch(batch_x)
-
-    return run
+    if train:
+        dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
+        return lambda steps: model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    dataset = tf.data.Dataset.from_tensors(x).repeat()
+    return lambda steps: model.predict(dataset, steps=steps, verbose=0)
 
 
-def torch_steps(model, x, y, train):
+def _torch_runner(model, x, y, train):
     import torch
 
     inputs, targets = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y.astype(np.int64))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(trainable, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def run(steps):
@@ -85,68 +149,166 @@ def torch_steps(model, x, y, train):
     return run
 
 
-def measure(name, steps, repeats):
-    import keras_wrn
-    from reference_models import plain_keras_wrn, torch_wrn
+def worker(task):
+    """One measurement in this process: ``task`` is a dict (see `_tasks`); returns a result dict."""
+    import resource
 
-    depth, width = (int(part) for part in name.split("-")[1:3])
+    if task["kind"] == "build":
+        import keras_wrn
+
+        start = time.perf_counter()
+        model = keras_wrn.create_model(task["model"])
+        return dict(task, seconds=time.perf_counter() - start, params=model.count_params())
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, 32, 32, 3)).astype(np.float32)
     y = rng.integers(0, 10, BATCH).astype(np.int32)
-    ours = keras_wrn.create_model(name, classifier_activation=None)
-    macs = keras_wrn.model_stats(ours)["macs"]
-    candidates = {"keras_wrn": lambda: ours, "plain Keras": lambda: plain_keras_wrn(depth, width),
-                  "PyTorch eager": lambda: torch_wrn(depth, width)}
-    rows = []
-    for label, build in candidates.items():
-        model = build()
-        runner = torch_steps if label == "PyTorch eager" else keras_steps
-        # Trainable parameters on both sides (Keras also counts BN moving statistics, Torch keeps them as buffers).
-        params = (sum(p.numel() for p in model.parameters()) if label == "PyTorch eager"
-                  else int(sum(np.prod(w.shape) for w in model.trainable_weights)))
-        train = blocks(runner(model, x, y, True), steps, repeats)
-        infer = blocks(runner(model, x, y, False), steps, repeats)
-        rows.append(dict(model=name, implementation=label, params=params, train=train, infer=infer, macs=macs))
-    return rows
+    key, implementation = task["model"], task["implementation"]
+    start = time.perf_counter()
+    model = _keras_wrn_model(key) if implementation == "keras_wrn" else _other_model(key, implementation)
+    build = time.perf_counter() - start
+    if model is None:
+        return dict(task, skipped=True)
+    if implementation == "PyTorch eager":
+        params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        runner = _torch_runner
+    else:
+        params = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+        runner = _keras_runner
+    from keras_wrn import model_stats
+
+    macs = model_stats(_keras_wrn_model(key))["macs"] if implementation != "keras_wrn" else model_stats(model)["macs"]
+    train = blocks(runner(model, x, y, True), task["steps"], task["repeats"])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    infer = blocks(runner(model, x, y, False), task["steps"], task["repeats"])
+    return dict(task, params=params, macs=macs, build_seconds=build, train=train, infer=infer, peak_rss_mib=peak,
+                backend=os.environ.get("KERAS_BACKEND", "tensorflow"))
+
+
+def _run_worker(task, backend):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend)
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(task)], capture_output=True,
+                         text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark worker {task} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _tasks(models, steps, repeats, implementations):
+    for key in models:
+        key_steps, key_repeats = STEPS.get(key, (steps, repeats)) if steps is None else (steps, repeats)
+        for implementation in implementations:
+            yield dict(kind="throughput", model=key, implementation=implementation, steps=key_steps,
+                       repeats=key_repeats)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _spread(values):
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+
+
+def report(rows, builds, pipeline, peak, command, backend):
+    lines = [
+        "# Benchmarks: training and inference throughput",
+        "",
+        f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()}), Keras backend "
+        f"`{backend}`, batch {BATCH}, 32x32x3; float32 matrix product {peak:.1f} GFLOP/s (NumPy 2048^3).",
+        f"Command: `{command}`",
+        "",
+        "| model | implementation | trainable params | train img/s (min-max) | x PyTorch | train GFLOP/s (% of matmul) "
+        "| inference img/s (min-max) | x PyTorch | inference GFLOP/s (%) | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if row.get("skipped"):
+            continue
+        ref = next((r for r in rows if r["model"] == row["model"] and r["implementation"] == "PyTorch eager"
+                    and not r.get("skipped")), None)
+        train, infer = statistics.median(row["train"]), statistics.median(row["infer"])
+        train_gflops, infer_gflops = train * row["macs"] * 6 / 1e9, infer * row["macs"] * 2 / 1e9
+        ratio = (lambda ours, key: f"{ours / statistics.median(ref[key]):.2f}" if ref else "-")
+        lines.append(
+            f"| {row['model']} | {row['implementation']} | {row['params']:,} | {_spread(row['train'])} "
+            f"| {ratio(train, 'train')} | {train_gflops:.1f} ({100 * train_gflops / peak:.0f}%) | {_spread(row['infer'])} "
+            f"| {ratio(infer, 'infer')} | {infer_gflops:.1f} ({100 * infer_gflops / peak:.0f}%) "
+            f"| {row['peak_rss_mib']:,.0f} |")
+    lines += ["", "Adapter cost (keras_wrn, same run): training step time relative to the plain ResNet-26, "
+              "inference time of the merged network relative to the plain one.", ""]
+    ours = {row["model"]: row for row in rows if row["implementation"] == "keras_wrn" and not row.get("skipped")}
+    if "resnet26" in ours:
+        plain = ours["resnet26"]
+        for key in ("resnet26-series", "resnet26-parallel", "resnet26-merged"):
+            if key in ours:
+                train = statistics.median(plain["train"]) / statistics.median(ours[key]["train"])
+                infer = statistics.median(plain["infer"]) / statistics.median(ours[key]["infer"])
+                lines.append(f"- {key}: training step {train:.2f}x, inference {infer:.2f}x the plain network's time")
+    if builds:
+        lines += ["", "| build (create_model, compiled) | parameters | seconds |", "|---|---|---|"]
+        lines += [f"| {b['model']} | {b['params']:,} | {b['seconds']:.1f} |" for b in builds]
+    if pipeline:
+        lines += ["", "Input pipeline on real cifar10-jpeg (50,000 training images, batch 128, "
+                  "`keras_wrn.data.make_dataset`), images/s median (min-max):", ""]
+        lines += [f"- {kind}: {_spread(rates)}" for kind, rates in pipeline.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def _pipeline(data, repeats):
+    from input_pipeline import measure_pipeline
+
+    return measure_pipeline(data, repeats)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="wrn-16-1,wrn-16-4")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--models", default=DEFAULT_MODELS)
+    parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS))
+    parser.add_argument("--steps", type=int, default=None, help="steps per block (default: per model, 20 or less)")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--builds", default=",".join(BUILDS), help="models whose build time is measured ('' none)")
+    parser.add_argument("--data", default=None, help="extracted cifar10-jpeg, for the input pipeline row")
+    parser.add_argument("--backend", default="tensorflow", choices=("tensorflow", "jax", "torch"))
     parser.add_argument("--out", default=os.path.join(HERE, "results.md"))
-    parser.add_argument("--quick", action="store_true", help="smoke run: wrn-16-1, 1 step, 1 repeat, no file")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 1 step, 1 repeat, no file, no builds (wrn-16-1 unless --models)")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return None
     if args.quick:
-        args.models, args.steps, args.repeats, args.out = "wrn-16-1", 1, 1, None
+        args.models = "wrn-16-1" if args.models == DEFAULT_MODELS else args.models
+        args.steps, args.repeats, args.out, args.builds = 1, 1, None, ""
+    command = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     peak = matmul_gflops(512 if args.quick else 2048)
-    rows = [row for name in args.models.split(",") for row in measure(name, args.steps, args.repeats)]
-    lines = [
-        "# Benchmarks: training and inference throughput",
-        "",
-        f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} CPUs, batch {BATCH}, 32x32x3; "
-        f"float32 matrix product {peak:.1f} GFLOP/s. Command: `python benchmarks/run.py "
-        f"{' '.join(argv if argv is not None else sys.argv[1:])}`",
-        "",
-        "| model | implementation | trainable params | train img/s (min-max) | x PyTorch | train GFLOP/s (% of matmul) "
-        "| inference img/s (min-max) | x PyTorch |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        torch_row = next(r for r in rows if r["model"] == row["model"] and r["implementation"] == "PyTorch eager")
-        train, infer = statistics.median(row["train"]), statistics.median(row["infer"])
-        gflops = train * row["macs"] * 2 * 3 / 1e9
-        lines.append(
-            f"| {row['model']} | {row['implementation']} | {row['params']:,} | {train:,.0f} "
-            f"({min(row['train']):,.0f}-{max(row['train']):,.0f}) | {train / statistics.median(torch_row['train']):.2f} "
-            f"| {gflops:.1f} ({100 * gflops / peak:.0f}%) | {infer:,.0f} ({min(row['infer']):,.0f}-"
-            f"{max(row['infer']):,.0f}) | {infer / statistics.median(torch_row['infer']):.2f} |")
-    report = "\n".join(lines) + "\n"
-    print(report)
+    implementations = [i for i in args.implementations.split(",") if i]
+    unknown = set(implementations) - set(IMPLEMENTATIONS)
+    if unknown:
+        raise SystemExit(f"--implementations: unknown {sorted(unknown)}; expected some of {list(IMPLEMENTATIONS)}")
+    rows = []
+    for task in _tasks([m for m in args.models.split(",") if m], args.steps, args.repeats or 5, implementations):
+        if args.steps is None and task["model"] not in STEPS:
+            task["steps"] = 20
+        row = _run_worker(task, args.backend)
+        rows.append(row)
+        if not row.get("skipped"):
+            print(f"{row['model']:18s} {row['implementation']:14s} train {_spread(row['train'])} img/s  "
+                  f"inference {_spread(row['infer'])} img/s", flush=True)
+    builds = [_run_worker(dict(kind="build", model=name), args.backend) for name in args.builds.split(",") if name]
+    pipeline = _pipeline(args.data, 3) if args.data else None
+    text = report(rows, builds, pipeline, peak, command, args.backend)
+    print(text)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as stream:
-            stream.write(report)
+            stream.write(text)
     return rows
 
 

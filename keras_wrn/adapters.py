@@ -28,7 +28,14 @@ import fnmatch
 import keras
 from keras import layers
 
-from keras_wrn.blocks import BN_EPSILON, BN_MOMENTUM, CONV_INITIALIZER, ChannelZeroPad, SpatialSubsample
+from keras_wrn.blocks import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    CONV_INITIALIZER,
+    ChannelZeroPad,
+    BatchNormalization,
+    SpatialSubsample,
+)
 
 __all__ = ["ADAPTERS", "MultiDomainNetwork", "resnet26", "wrn_ram", "RESNET26"]
 
@@ -67,7 +74,7 @@ def _pointwise(x, store, name, filters, strides):
 
 
 def _bn(name):
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+    return BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
 def _conv_unit(x, shared, domain, name, filters, strides, adapter, with_adapter):

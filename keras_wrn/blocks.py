@@ -13,7 +13,8 @@ Conventions taken from the authors' Torch/PyTorch code, kept in every block:
   bottom/right for stride 2 on even inputs, which would sample a shifted grid
   and make converted Torch weights give other outputs.
 - BatchNormalization uses Torch's defaults: momentum 0.1 in Torch's sense
-  (0.9 in Keras' sense) and epsilon 1e-5.
+  (0.9 in Keras' sense) and epsilon 1e-5, as `BatchNormalization`
+  (Keras' layer, with TensorFlow's fused kernel for its training step).
 """
 
 import keras
@@ -44,9 +45,48 @@ def conv2d(x, filters, kernel_size, strides, name):
     )(x)
 
 
+@keras.saving.register_keras_serializable(package="keras_wrn")
+class BatchNormalization(layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` whose training step on TensorFlow is one fused kernel.
+
+    It keeps Keras' class name on purpose: Keras derives the paths inside a
+    ``.weights.h5`` file from the class name, so files written by Keras' own
+    layer (every release, every converter output) load unchanged, and files
+    written here load into models built from ``keras.layers.BatchNormalization``.
+
+    Keras 3 normalises with separate moment, rsqrt, multiply and add ops (and as
+    many again for the gradient); TensorFlow's ``FusedBatchNormV3`` (oneDNN on
+    CPU) does the forward pass in one kernel and the backward pass in another.
+    Same weights, same names, same moving-statistics
+    update as Keras (the biased batch variance: the fused kernel's Bessel
+    correction is undone); training outputs equal Keras' to float32 rounding.
+    Inference, other backends, masks, synchronised (multi-replica) statistics,
+    renormalisation and non-4D or non-float32 inputs use Keras' own path.
+    """
+
+    def _fusable(self, inputs, training, mask):
+        return (training and self.trainable and mask is None and not self.synchronized and not self.renorm
+                and keras.backend.backend() == "tensorflow" and len(inputs.shape) == 4
+                and self.axis in (-1, 3) and keras.backend.standardize_dtype(inputs.dtype) == "float32"
+                and self.scale and self.center)
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, self.gamma, self.beta, epsilon=self.epsilon, data_format="NHWC", is_training=True)
+        count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], variance.dtype)
+        variance = variance * (count - 1.0) / tf.maximum(count, 1.0)  # back to the biased estimate Keras keeps
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return outputs
+
+
 def batch_norm(x, name):
     """BatchNormalization over the channel axis with Torch's momentum and epsilon."""
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)(x)
+    return BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)(x)
 
 
 def bn_relu(x, prefix, index=""):

@@ -11,9 +11,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.slow
 def test_benchmark_quick_run_compares_equal_architectures():
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick"], capture_output=True,
-                         text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick", "--models",
+                          "wrn-16-1,resnet26,resnet26-series"], capture_output=True,
+                         text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line for line in out.stdout.splitlines() if line.startswith("| wrn-16-1 |")]
     assert [row.split("|")[2].strip() for row in rows] == ["keras_wrn", "plain Keras", "PyTorch eager"]
     assert len({row.split("|")[3].strip() for row in rows}) == 1  # the same trainable parameter count
+    series = [line.split("|") for line in out.stdout.splitlines() if line.startswith("| resnet26-series |")]
+    assert [row[2].strip() for row in series] == ["keras_wrn", "PyTorch eager"]  # no plain-Keras adapter model
+    assert series[0][3] == series[1][3]  # frozen shared convs on both sides: equal trainable counts
+    assert "- resnet26-series: training step" in out.stdout

@@ -1,0 +1,86 @@
+"""keras_wrn.blocks.BatchNormalization: Keras' BatchNormalization with TensorFlow's fused training kernel."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_wrn.blocks import BatchNormalization as FusedBN
+
+
+def pair(shape=(8, 6, 5, 4), seed=0):
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.normal(2.0, 3.0, size=shape).astype("float32"))
+    fused = FusedBN(momentum=0.9, epsilon=1e-5)
+    plain = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    fused.build(x.shape)
+    plain.build(x.shape)
+    gamma, beta = rng.uniform(0.5, 1.5, shape[-1]), rng.normal(size=shape[-1])
+    for layer in (fused, plain):
+        layer.set_weights([gamma, beta, rng.normal(size=shape[-1]) * 0 + 0.5, np.full(shape[-1], 2.0)])
+    return x, fused, plain
+
+
+def test_training_step_matches_keras_outputs_gradients_and_moving_statistics():
+    x, fused, plain = pair()
+    assert fused._fusable(x, True, None)  # the fused kernel is what this test compares
+    weights = tf.constant(np.random.default_rng(1).normal(size=x.shape).astype("float32"))
+    results = []
+    for layer in (fused, plain):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * weights)
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append((y.numpy(), [g.numpy() for g in grads], [w.numpy() for w in layer.weights]))
+    (y1, g1, w1), (y2, g2, w2) = results
+    np.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    for a, b in zip(w1, w2):  # gamma, beta, moving mean, moving (biased) variance
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(w1[3], 2.0)  # the moving variance did move
+
+
+def test_inference_and_fallbacks_are_keras_own_path():
+    x, fused, plain = pair()
+    np.testing.assert_array_equal(fused(x, training=False).numpy(), plain(x, training=False).numpy())
+    fused.synchronized = True  # multi-replica statistics: Keras' path
+    assert not fused._fusable(x, True, None)
+    fused.synchronized = False
+    assert fused._fusable(x, True, None) and not fused._fusable(x, False, None)
+    fused.trainable = False  # frozen BNs run in inference mode, as Keras' own do
+    np.testing.assert_array_equal(fused(x, training=True).numpy(), plain(x, training=False).numpy())
+    assert not fused._fusable(tf.zeros((2, 3)), True, None)
+
+
+def test_a_model_training_step_equals_the_unfused_one(monkeypatch):
+    """One SGD step of WRN-10-1 with the fused kernel and with Keras' own BN: same loss and weights."""
+    import keras_wrn
+
+    x = np.random.default_rng(0).normal(size=(16, 32, 32, 3)).astype("float32")
+    y = np.arange(16) % 10
+    outcomes = []
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(FusedBN, "_fusable", lambda self, *args: False)
+        else:
+            assert FusedBN(epsilon=1e-5)._fusable(tf.zeros((1, 2, 2, 3)), True, None)
+        keras.utils.set_random_seed(7)
+        model = keras_wrn.create_wide_residual_network(depth=10, width=1)
+        loss = model.train_on_batch(x, y)[0]
+        outcomes.append((loss, model.get_weights()))
+    (loss1, w1), (loss2, w2) = outcomes
+    assert loss1 == pytest.approx(loss2, rel=1e-5)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_layers_are_fused_and_serialise():
+    import keras_wrn
+
+    model = keras_wrn.create_model("wrn-16-1", compile=False)
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and all(type(layer) is FusedBN for layer in bns)
+    clone = keras.Model.from_config(model.get_config())
+    assert type(clone.get_layer("group1_block1_bn1")) is FusedBN
