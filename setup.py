@@ -30,7 +30,8 @@ setup(
         "convert": ["torch>=2.1"],
         # scikit-image ships the LFW face/non-face subset, a target domain of the adapter comparison.
         "domains": ["scikit-image"],
-        "test": ["pytest>=8", "pytest-xdist", "torch==2.13.0", "scikit-image"],
+        # JAX and PyTorch also serve as Keras backends in tests/test_backends.py.
+        "test": ["pytest>=8", "pytest-xdist", "torch==2.13.0", "scikit-image", "jax"],
     },
     entry_points={"console_scripts": ["keras-wrn=keras_wrn.cli:main"]},
 )
