@@ -289,7 +289,10 @@ class MultiDomainNetwork:
             layer.set_weights(source.get_layer(name).get_weights())
 
     def merge(self, domain):
-        """A plain, adapter-free ResNet-26 computing ``self[domain]``'s function at inference.
+        """A plain, adapter-free network computing ``self[domain]``'s function at inference.
+
+        ResNet-26 (series or parallel) gives a plain `resnet26`; WRN-RAM with
+        parallel adapters a plain WRN (see `_merge_wrn`).
 
         Parallel: the 1x1 adapter kernel is added to the 3x3 kernel's centre tap
         (same stride, and the centre tap samples the pixel the 1x1 conv reads).
@@ -300,9 +303,8 @@ class MultiDomainNetwork:
         """
         import numpy as np
 
-        if self.spec["architecture"] != "resnet26":
-            raise ValueError("merge: implemented for the ResNet-26, where a BN follows every conv unit to absorb "
-                             "the series adapter's constant; a WRN-RAM would need conv biases.")
+        if self.spec["architecture"] == "wrn":
+            return self._merge_wrn(domain)
         model, store = self[domain], self._stores[domain].layers
         plain = resnet26(self.classes[domain], self.input_shape, adapter=None,
                          width_factor=self.spec["widths"][0] / RESNET26["widths"][0], compile=self.compile,
@@ -325,6 +327,38 @@ class MultiDomainNetwork:
             plain.get_layer(f"{name}_bn").set_weights([gamma, beta, mean, variance])
         for name in ("final_bn", "predictions"):
             plain.get_layer(name).set_weights(model.get_layer(name).get_weights())
+        return plain
+
+    def _merge_wrn(self, domain):
+        """WRN-RAM, parallel adapters only: a plain `create_wide_residual_network` (logit head).
+
+        The 1x1 adapter kernel adds to the 3x3 kernel's centre tap (to the 1x1
+        projection kernel itself); the domain's pre-activation BNs and head are
+        copied.  Series adapters are refused: their constant ``b W`` would need a
+        bias, and the pre-activation WRN's convolutions have none.
+        """
+        import numpy as np
+
+        from keras_wrn.models import create_wide_residual_network
+
+        if self.adapter == "series":
+            raise ValueError("merge: a WRN-RAM with series adapters cannot be merged: the adapter BN's shift "
+                             "through the 1x1 conv is a constant per channel, and the pre-activation WRN's "
+                             "convolutions have no bias to hold it; use adapter='parallel' (or the ResNet-26).")
+        model, store = self[domain], self._stores[domain].layers
+        plain = create_wide_residual_network(depth=self.spec["depth"], width=self.spec["width"],
+                                             classes=self.classes[domain], input_shape=self.input_shape,
+                                             classifier_activation=None, compile=self.compile)
+        for name, conv in self.shared.layers.items():
+            kernel = np.asarray(conv.kernel.numpy(), np.float64)
+            adapter = store.get(f"{name}_adapter")
+            if adapter is not None:
+                centre = kernel.shape[0] // 2
+                kernel[centre, centre] += np.asarray(adapter.kernel.numpy(), np.float64)[0, 0]
+            plain.get_layer(name).set_weights([kernel.astype(conv.kernel.dtype)])
+        for name, layer in store.items():
+            if "adapter" not in name:
+                plain.get_layer(name).set_weights(layer.get_weights())
         return plain
 
     def fingerprint(self):

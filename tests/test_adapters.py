@@ -164,3 +164,20 @@ def test_registry_names():
     # half width (16/32/64/128): the CPU-sized source of the adapter comparison
     half = keras_wrn.create_model("resnet26-w0.5", input_shape=(32, 32, 3), compile=False)
     assert half.count_params() == 1_460_986 and half.get_layer("stage3_block4_conv2").kernel.shape == (3, 3, 128, 128)
+
+
+def test_wrn_ram_parallel_merges_into_a_plain_wrn_and_series_is_refused():
+    import keras_wrn
+    from keras_wrn.adapters import wrn_ram
+
+    net = wrn_ram(input_shape=(16, 16, 3), depth=10, width=2, adapter="parallel", domains={"a": 3}, compile=False)
+    randomise_domain(net, "a", seed=4)
+    merged = net.merge("a")
+    x = np.random.default_rng(5).normal(size=(4, 16, 16, 3)).astype("float32")
+    expected, got = net["a"].predict(x, verbose=0), merged.predict(x, verbose=0)
+    assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4
+    plain = keras_wrn.create_wide_residual_network(depth=10, width=2, classes=3, input_shape=(16, 16, 3))
+    assert merged.count_params() == plain.count_params()
+    series = wrn_ram(input_shape=(16, 16, 3), depth=10, width=1, adapter="series", domains={"a": 3}, compile=False)
+    with pytest.raises(ValueError, match="series adapters cannot be merged"):
+        series.merge("a")
