@@ -30,6 +30,8 @@ setup(
         "convert": ["torch>=2.1"],
         # scikit-image ships the LFW face/non-face subset, a target domain of the adapter comparison.
         "domains": ["scikit-image"],
+        # benchmarks/: the PyTorch references and xprof, which reads TensorFlow's profiles.
+        "bench": ["torch>=2.1", "xprof"],
         # JAX and PyTorch also serve as Keras backends in tests/test_backends.py.
         "test": ["pytest>=8", "pytest-xdist", "torch==2.13.0", "scikit-image", "jax"],
     },
