@@ -61,11 +61,16 @@ class BatchNormalization(layers.BatchNormalization):
     update as Keras (the biased batch variance: the fused kernel's Bessel
     correction is undone); training outputs equal Keras' to float32 rounding.
     Inference, other backends, masks, synchronised (multi-replica) statistics,
-    renormalisation and non-4D or non-float32 inputs use Keras' own path.
+    renormalisation and non-4D or non-float32 inputs use Keras' own path, and so
+    does everything when the environment variable ``KERAS_WRN_FUSED_BATCH_NORM``
+    is ``0`` at model tracing (to reproduce Keras' arithmetic bit for bit, e.g. to
+    compare with a multi-replica run).
     """
 
     def _fusable(self, inputs, training, mask):
-        return (training and self.trainable and mask is None and not self.synchronized and not self.renorm
+        import os
+
+        return (os.environ.get("KERAS_WRN_FUSED_BATCH_NORM", "1") != "0" and training and self.trainable and mask is None and not self.synchronized and not self.renorm
                 and keras.backend.backend() == "tensorflow" and len(inputs.shape) == 4
                 and self.axis in (-1, 3) and keras.backend.standardize_dtype(inputs.dtype) == "float32"
                 and self.scale and self.center)

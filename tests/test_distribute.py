@@ -57,7 +57,10 @@ def assert_same_losses(reference, other):
 def single_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("distribute")
     data = write_image_folder(root / "data")
-    finish(cli(TRAIN + ["--data", str(data), "--out", str(root / "single")]))
+    # Multi-replica runs synchronise BN statistics through Keras' own (unfused) arithmetic; the
+    # reference runs the same arithmetic on one device, so the comparison stays at round-off.
+    finish(cli(TRAIN + ["--data", str(data), "--out", str(root / "single")],
+               env=dict(QUIET, KERAS_WRN_FUSED_BATCH_NORM="0")))
     return data, root, read_log(root / "single")
 
 

@@ -54,6 +54,13 @@ def test_inference_and_fallbacks_are_keras_own_path():
     assert not fused._fusable(tf.zeros((2, 3)), True, None)
 
 
+def test_environment_switch_turns_fusion_off(monkeypatch):
+    x, fused, _ = pair()
+    assert fused._fusable(x, True, None)
+    monkeypatch.setenv("KERAS_WRN_FUSED_BATCH_NORM", "0")
+    assert not fused._fusable(x, True, None)
+
+
 def test_a_model_training_step_equals_the_unfused_one(monkeypatch):
     """One SGD step of WRN-10-1 with the fused kernel and with Keras' own BN: same loss and weights."""
     import keras_wrn
