@@ -21,6 +21,12 @@ and each process's peak resident memory is that configuration's alone.
   weight gradients) or x 1 for inference, over the float32 matrix-product rate
   measured in the same run (NumPy, 2048^3).  For adapter models the shared convs
   compute no weight gradients, so the x3 convention overstates their work.
+- Backends: keras_wrn also runs WRN-16-1 and WRN-16-4 on the other Keras
+  backends (``--other-backends``, ``--backend-models``), same model code, same
+  ``fit``/``predict_on_batch`` loop; rows "keras_wrn on jax" and "keras_wrn on torch".
+- Adapter cost: the plain ResNet-26 and its series, parallel and merged forms in
+  one process, blocks interleaved (see `paired`): separate processes of one
+  network differ by several percent here, more than the 3% being checked.
 - Memory: the worker's peak resident set (``ru_maxrss``) after its training
   steps: framework runtime + model + optimizer + activations of one step.
 - Build time: seconds to build (and compile) WRN-28-10 and pre-act ResNet-1001.
@@ -47,11 +53,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 BATCH = 128
 IMPLEMENTATIONS = ("keras_wrn", "plain Keras", "PyTorch eager")
+BACKENDS = ("tensorflow", "jax", "torch")
 # model key -> (steps, repeats) defaults: the big ones take seconds to minutes per step.
 STEPS = {"wrn-16-4": (4, 4), "wrn-28-10": (1, 2), "preact-164": (2, 3), "resnet26": (2, 3), "resnet26-series": (2, 3),
          "resnet26-parallel": (2, 3), "resnet26-merged": (2, 3)}
 DEFAULT_MODELS = "wrn-16-1,wrn-16-4,wrn-28-10,preact-164,resnet26,resnet26-series,resnet26-parallel,resnet26-merged"
 BUILDS = ("wrn-28-10", "preact-1001")
+ADAPTER_KEYS = ("resnet26", "resnet26-series", "resnet26-parallel", "resnet26-merged")
 
 
 def matmul_gflops(size=2048, repeats=5):
@@ -181,6 +189,8 @@ def worker(task):
     """One measurement in this process: ``task`` is a dict (see `_tasks`); returns a result dict."""
     import resource
 
+    if task["kind"] == "paired":
+        return paired(task)
     if task["kind"] == "build":
         import keras_wrn
 
@@ -192,7 +202,8 @@ def worker(task):
     y = rng.integers(0, 10, BATCH).astype(np.int32)
     key, implementation = task["model"], task["implementation"]
     start = time.perf_counter()
-    model = _keras_wrn_model(key) if implementation == "keras_wrn" else _other_model(key, implementation)
+    ours = implementation.startswith("keras_wrn")
+    model = _keras_wrn_model(key) if ours else _other_model(key, implementation)
     build = time.perf_counter() - start
     if model is None:
         return dict(task, skipped=True)
@@ -204,7 +215,7 @@ def worker(task):
         runner = _keras_runner
     from keras_wrn import model_stats
 
-    macs = model_stats(_keras_wrn_model(key))["macs"] if implementation != "keras_wrn" else model_stats(model)["macs"]
+    macs = model_stats(model if ours else _keras_wrn_model(key))["macs"]
     train = blocks(runner(model, x, y, True), task["steps"], task["repeats"])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     infer = blocks(runner(model, x, y, False), task["steps"], task["repeats"])
@@ -212,7 +223,37 @@ def worker(task):
                 backend=os.environ.get("KERAS_BACKEND", "tensorflow"))
 
 
+def paired(task):
+    """Adapter cost in one process: the plain ResNet-26 and its adapter/merged forms, blocks interleaved.
+
+    Separate processes of the very same network differ by up to 7% here (memory
+    placement, thread start-up), more than the 3% the merged network is held to, so
+    these ratios come from blocks run in turn in one process: for each repetition,
+    one block of every model, and the ratio of each model's block time to the plain
+    network's block of the same repetition.
+    """
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, BATCH).astype(np.int32)
+    keys, steps, repeats = task["models"], task["steps"], task["repeats"]
+    models = {key: _keras_wrn_model(key) for key in keys}
+    result = dict(task)
+    for phase, train in (("train", True), ("infer", False)):
+        runners = {key: _keras_runner(model, x, y, train) for key, model in models.items()}
+        for run in runners.values():
+            run(steps)  # warm-up
+        seconds = {key: [] for key in keys}
+        for _ in range(repeats):
+            for key, run in runners.items():
+                start = time.perf_counter()
+                spent = run(steps)
+                seconds[key].append(spent if spent is not None else time.perf_counter() - start)
+        result[phase] = {key: [s / p for s, p in zip(seconds[key], seconds[keys[0]])] for key in keys[1:]}
+    return result
+
+
 def _run_worker(task, backend):
+    backend = task.get("backend", backend)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend)
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(task)], capture_output=True,
                          text=True, env=env)
@@ -221,12 +262,17 @@ def _run_worker(task, backend):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _tasks(models, steps, repeats, implementations):
+def _tasks(models, steps, repeats, implementations, backends, backend_models):
+    """Throughput tasks: every implementation of every model, then keras_wrn on the other backends."""
     for key in models:
         key_steps, key_repeats = STEPS.get(key, (steps, repeats)) if steps is None else (steps, repeats)
         for implementation in implementations:
             yield dict(kind="throughput", model=key, implementation=implementation, steps=key_steps,
                        repeats=key_repeats)
+        if key in backend_models:
+            for backend in backends:
+                yield dict(kind="throughput", model=key, implementation=f"keras_wrn on {backend}", backend=backend,
+                           steps=key_steps, repeats=key_repeats)
 
 
 # ----------------------------------------------------------------------------- report
@@ -236,12 +282,12 @@ def _spread(values):
     return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
 
 
-def report(rows, builds, pipeline, peak, command, backend):
+def report(rows, builds, pipeline, peak, command, backend, adapters=None, matmul_size=2048):
     lines = [
         "# Benchmarks: training and inference throughput",
         "",
         f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()}), Keras backend "
-        f"`{backend}`, batch {BATCH}, 32x32x3; float32 matrix product {peak:.1f} GFLOP/s (NumPy 2048^3).",
+        f"`{backend}`, batch {BATCH}, 32x32x3; float32 matrix product {peak:.1f} GFLOP/s (NumPy {matmul_size}^3).",
         f"Command: `{command}`",
         "",
         "| model | implementation | trainable params | train img/s (min-max) | x PyTorch | train GFLOP/s (% of matmul) "
@@ -261,16 +307,15 @@ def report(rows, builds, pipeline, peak, command, backend):
             f"| {ratio(train, 'train')} | {train_gflops:.1f} ({100 * train_gflops / peak:.0f}%) | {_spread(row['infer'])} "
             f"| {ratio(infer, 'infer')} | {infer_gflops:.1f} ({100 * infer_gflops / peak:.0f}%) "
             f"| {row['peak_rss_mib']:,.0f} |")
-    lines += ["", "Adapter cost (keras_wrn, same run): training step time relative to the plain ResNet-26, "
-              "inference time of the merged network relative to the plain one.", ""]
-    ours = {row["model"]: row for row in rows if row["implementation"] == "keras_wrn" and not row.get("skipped")}
-    if "resnet26" in ours:
-        plain = ours["resnet26"]
-        for key in ("resnet26-series", "resnet26-parallel", "resnet26-merged"):
-            if key in ours:
-                train = statistics.median(plain["train"]) / statistics.median(ours[key]["train"])
-                infer = statistics.median(plain["infer"]) / statistics.median(ours[key]["infer"])
-                lines.append(f"- {key}: training step {train:.2f}x, inference {infer:.2f}x the plain network's time")
+    if adapters:
+        lines += ["", f"Adapter cost (keras_wrn, one process, {adapters['repeats']} interleaved blocks of "
+                  f"{adapters['steps']} steps per model): each model's block time over the plain ResNet-26's block "
+                  "of the same repetition, median (min-max).", "",
+                  "| model | training step time / plain | inference time / plain |", "|---|---|---|"]
+        for key in adapters["models"][1:]:
+            train, infer = adapters["train"][key], adapters["infer"][key]
+            lines.append(f"| {key} | {statistics.median(train):.3f} ({min(train):.3f}-{max(train):.3f}) "
+                         f"| {statistics.median(infer):.3f} ({min(infer):.3f}-{max(infer):.3f}) |")
     if builds:
         lines += ["", "| build (create_model, compiled) | parameters | seconds |", "|---|---|---|"]
         lines += [f"| {b['model']} | {b['params']:,} | {b['seconds']:.1f} |" for b in builds]
@@ -303,7 +348,15 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--builds", default=",".join(BUILDS), help="models whose build time is measured ('' none)")
     parser.add_argument("--data", default=None, help="extracted cifar10-jpeg, for the input pipeline row")
-    parser.add_argument("--backend", default="tensorflow", choices=("tensorflow", "jax", "torch"))
+    parser.add_argument("--backend", default="tensorflow", choices=BACKENDS,
+                        help="Keras backend of the keras_wrn and plain Keras rows (default tensorflow)")
+    parser.add_argument("--other-backends", default=None,
+                        help="backends that keras_wrn also runs on, for --backend-models (default: the two other "
+                             "than --backend; '' none, the default of --quick)")
+    parser.add_argument("--backend-models", default="wrn-16-1,wrn-16-4",
+                        help="models measured on --other-backends too")
+    parser.add_argument("--adapters", default="on", choices=("on", "off"),
+                        help="measure the adapter cost (plain/series/parallel/merged ResNet-26 in one process)")
     parser.add_argument("--out", default=os.path.join(HERE, "results.md"))
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1 step, 1 repeat, no file, no builds (wrn-16-1 unless --models)")
@@ -315,14 +368,24 @@ def main(argv=None):
     if args.quick:
         args.models = "wrn-16-1" if args.models == DEFAULT_MODELS else args.models
         args.steps, args.repeats, args.out, args.builds = 1, 1, None, ""
+        args.other_backends = "" if args.other_backends is None else args.other_backends
+    if args.other_backends is None:
+        args.other_backends = ",".join(b for b in BACKENDS if b != args.backend)
     command = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    peak = matmul_gflops(512 if args.quick else 2048)
+    matmul_size = 512 if args.quick else 2048
+    peak = matmul_gflops(matmul_size)
     implementations = [i for i in args.implementations.split(",") if i]
     unknown = set(implementations) - set(IMPLEMENTATIONS)
     if unknown:
         raise SystemExit(f"--implementations: unknown {sorted(unknown)}; expected some of {list(IMPLEMENTATIONS)}")
+    others = [b for b in args.other_backends.split(",") if b]
+    if set(others) - set(BACKENDS) or args.backend in others:
+        raise SystemExit(f"--other-backends: expected some of {[b for b in BACKENDS if b != args.backend]}, "
+                         f"got {others}")
+    models = [m for m in args.models.split(",") if m]
     rows = []
-    for task in _tasks([m for m in args.models.split(",") if m], args.steps, args.repeats or 5, implementations):
+    for task in _tasks(models, args.steps, args.repeats or 5, implementations, others,
+                       [m for m in args.backend_models.split(",") if m]):
         if args.steps is None and task["model"] not in STEPS:
             task["steps"] = 20
         row = _run_worker(task, args.backend)
@@ -330,9 +393,14 @@ def main(argv=None):
         if not row.get("skipped"):
             print(f"{row['model']:18s} {row['implementation']:14s} train {_spread(row['train'])} img/s  "
                   f"inference {_spread(row['infer'])} img/s", flush=True)
+    adapters = None
+    if args.adapters == "on" and set(ADAPTER_KEYS[1:]) & set(models):
+        keys = ["resnet26"] + [key for key in ADAPTER_KEYS[1:] if key in models]
+        adapters = _run_worker(dict(kind="paired", models=keys, steps=args.steps or 3, repeats=args.repeats or 5),
+                               args.backend)
     builds = [_run_worker(dict(kind="build", model=name), args.backend) for name in args.builds.split(",") if name]
     pipeline = _pipeline(args.data, 3) if args.data else None
-    text = report(rows, builds, pipeline, peak, command, args.backend)
+    text = report(rows, builds, pipeline, peak, command, args.backend, adapters, matmul_size)
     print(text)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as stream:
