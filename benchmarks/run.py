@@ -393,7 +393,6 @@ def main(argv=None):
     if args.other_backends is None:
         args.other_backends = ",".join(b for b in BACKENDS if b != args.backend)
     command = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    matmul = _run_worker(dict(kind="matmul", size=512 if args.quick else 2048), args.backend)
     implementations = [i for i in args.implementations.split(",") if i]
     unknown = set(implementations) - set(IMPLEMENTATIONS)
     if unknown:
@@ -403,6 +402,7 @@ def main(argv=None):
         raise SystemExit(f"--other-backends: expected some of {[b for b in BACKENDS if b != args.backend]}, "
                          f"got {others}")
     models = [m for m in args.models.split(",") if m]
+    matmul = _run_worker(dict(kind="matmul", size=512 if args.quick else 2048), args.backend)
     rows = []
     for task in _tasks(models, args.steps, args.repeats or 5, implementations, others,
                        [m for m in args.backend_models.split(",") if m]):

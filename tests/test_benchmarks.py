@@ -26,3 +26,15 @@ def test_benchmark_quick_run_compares_equal_architectures():
     adapter_rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith("| resnet26-series | ")
                     and len(line.split("|")) == 5]  # the adapter-cost table: model, train ratio, inference ratio
     assert len(adapter_rows) == 1 and float(adapter_rows[0][2].split()[0]) > 0
+
+
+@pytest.mark.parametrize("argument, value, message", [
+    ("--other-backends", "mxnet", "--other-backends: expected some of ['jax', 'torch']"),
+    ("--other-backends", "tensorflow", "--other-backends: expected some of ['jax', 'torch']"),  # the main backend
+    ("--implementations", "keras_wrn,caffe", "--implementations: unknown ['caffe']"),
+])
+def test_benchmark_rejects_bad_arguments_before_measuring(argument, value, message):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), argument, value, "--out", ""],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert message in out.stderr
