@@ -120,10 +120,7 @@ def _keras_wrn_model(key):
         network = MultiDomainNetwork(adapter="parallel" if kind == "merged" else kind, input_shape=input_shape)
         model = network.add_domain("domain", 10)
         if kind == "merged":
-            model = network.merge("domain")
-            from keras_wrn.adapters import _compile
-
-            _compile(model)
+            model = network.merge("domain")  # compiled as the network compiles its domains
         return model
     return keras_wrn.create_model(key, classifier_activation=None)
 
@@ -225,14 +222,14 @@ def worker(task):
     build = time.perf_counter() - start
     if model is None:
         return dict(task, skipped=True)
+    from keras_wrn.stats import count_parameters, model_stats  # in the worker: TensorFlow starts there
+
     if implementation == "PyTorch eager":
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         runner = _torch_runner
     else:
-        params = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+        params = count_parameters(model.trainable_weights)
         runner = _keras_runner
-    from keras_wrn import model_stats
-
     macs = model_stats(model if ours else _keras_wrn_model(key))["macs"]
     train = blocks(runner(model, x, y, True), task["steps"], task["repeats"])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras_wrn  # noqa: E402
 from keras_wrn import weights as registry  # noqa: E402
+from keras_wrn.data.datasets import SAMPLE_NAME  # noqa: E402
 from keras_wrn.training import evaluate  # noqa: E402
 
 
@@ -30,7 +31,7 @@ def main(argv=None):
 
     name = args.weights or registry.default_weights("wrn-16-1")
     entry = registry.weights_info(name)
-    recorded = next(m for m in entry["metrics"] if m["data"] == registry.SAMPLE_NAME)
+    recorded = next(m for m in entry["metrics"] if m["data"] == SAMPLE_NAME)
     print(f"released weights: {name} ({entry['model']}, {entry['parameters']:,} parameters, trained on "
           f"{entry['dataset']} with the {entry['training']['recipe']!r} recipe for {entry['training']['epochs']} epochs)")
 
@@ -40,7 +41,7 @@ def main(argv=None):
 
     start = time.perf_counter()
     confusion = os.path.join(args.out, f"confusion-{name}-sample.png")
-    result = evaluate(entry["model"], name, registry.SAMPLE_NAME, confusion_png=confusion)
+    result = evaluate(entry["model"], name, SAMPLE_NAME, confusion_png=confusion)
     seconds = time.perf_counter() - start
     print(f"\ntop-1 error on the bundled sample ({result['images']} cifar10-jpeg test images): "
           f"{100 * result['top1_error']:.2f}%  (manifest: {100 * recorded['top1_error']:.2f}%; "

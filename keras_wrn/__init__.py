@@ -23,12 +23,16 @@ _EXPORTS = {
     "create_pre_residual_of_residual": "keras_wrn.models",
     "create_residual_of_residual": "keras_wrn.models",
     "create_wide_residual_network": "keras_wrn.models",
+    "create_wrn_ram": "keras_wrn.models",
+    "resnet26": "keras_wrn.models",
+    "MultiDomainNetwork": "keras_wrn.adapters",
+    "wrn_ram": "keras_wrn.adapters",
     "model_stats": "keras_wrn.stats",
     "summary": "keras_wrn.stats",
     "plot_architecture": "keras_wrn.plotting",
     "list_weights": "keras_wrn.weights",
     "weights_info": "keras_wrn.weights",
-    "verify_weights": "keras_wrn.weights",
+    "verify_weights": "keras_wrn.registry",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -17,6 +17,9 @@ Conventions taken from the authors' Torch/PyTorch code, kept in every block:
   (Keras' layer, with TensorFlow's fused kernel for its training step).
 """
 
+import fnmatch
+import os
+
 import keras
 from keras import layers, ops
 
@@ -25,24 +28,29 @@ BN_EPSILON = 1e-5
 CONV_INITIALIZER = "he_normal"
 
 
+def conv_layer(filters, kernel_size, strides=1):
+    """A factory ``name -> Conv2D``: bias-free, He-normal, ``"same"`` padding unless strided.
+
+    A strided KxK convolution (K > 1) gets ``"valid"`` padding: its caller pads
+    first (`conv2d`), one pixel on every side as Torch does.
+    """
+    padding = "valid" if strides > 1 and kernel_size > 1 else "same"
+
+    def make(name):
+        return layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
+                             kernel_initializer=CONV_INITIALIZER, name=name)
+
+    return make
+
+
 def conv2d(x, filters, kernel_size, strides, name):
     """Bias-free KxK convolution with Torch's symmetric padding.
 
     Shapes: ``(B, H, W, C) -> (B, ceil(H / strides), ceil(W / strides), filters)``.
     """
-    padding = "same"
     if strides > 1 and kernel_size > 1:
         x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
-        padding = "valid"
-    return layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding=padding,
-        use_bias=False,
-        kernel_initializer=CONV_INITIALIZER,
-        name=name,
-    )(x)
+    return conv_layer(filters, kernel_size, strides)(name)(x)
 
 
 @keras.saving.register_keras_serializable(package="keras_wrn")
@@ -68,8 +76,6 @@ class BatchNormalization(layers.BatchNormalization):
     """
 
     def _fusable(self, inputs, training, mask):
-        import os
-
         return (os.environ.get("KERAS_WRN_FUSED_BATCH_NORM", "1") != "0" and training and self.trainable and mask is None and not self.synchronized and not self.renorm
                 and keras.backend.backend() == "tensorflow" and len(inputs.shape) == 4
                 and self.axis in (-1, 3) and keras.backend.standardize_dtype(inputs.dtype) == "float32"
@@ -78,7 +84,7 @@ class BatchNormalization(layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, training, mask):
             return super().call(inputs, training=training, mask=mask)
-        import tensorflow as tf
+        import tensorflow as tf  # deferred: only TensorFlow's training step uses it
 
         outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             inputs, self.gamma, self.beta, epsilon=self.epsilon, data_format="NHWC", is_training=True)
@@ -89,14 +95,126 @@ class BatchNormalization(layers.BatchNormalization):
         return outputs
 
 
+def batch_norm_layer(name):
+    """A `BatchNormalization` with Torch's momentum and epsilon, named ``name``."""
+    return BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+
+
 def batch_norm(x, name):
     """BatchNormalization over the channel axis with Torch's momentum and epsilon."""
-    return BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)(x)
+    return batch_norm_layer(name)(x)
 
 
-def bn_relu(x, prefix, index=""):
+class LayerBank:
+    """Layers by name, each created on first use and returned again afterwards.
+
+    A multi-domain network keeps one bank of shared layers (the convolutions)
+    and one bank per domain (BNs, adapters, head); every domain's Functional
+    model is built from the same shared Layer objects.  ``trainable`` is set on
+    each layer the bank creates.
+    """
+
+    def __init__(self, trainable=True):
+        self.trainable = bool(trainable)
+        self._layers = {}
+
+    def get(self, name, factory):
+        """The layer ``name``, made by ``factory(name)`` if the bank does not hold it yet."""
+        if name not in self._layers:
+            layer = factory(name)
+            layer.trainable = self.trainable
+            self._layers[name] = layer
+        return self._layers[name]
+
+    @property
+    def layers(self):
+        """``{name: layer}`` in creation order (a copy)."""
+        return dict(self._layers)
+
+    @property
+    def weights(self):
+        return [weight for layer in self._layers.values() for weight in layer.weights]
+
+
+class PlainUnits:
+    """How a block makes its layers in an ordinary network: every layer new, named as asked."""
+
+    adapter = None
+
+    def layer(self, name, factory):
+        return factory(name)
+
+    def conv(self, x, filters, kernel_size, strides, name):
+        return conv2d(x, filters, kernel_size, strides, name)
+
+    def bn(self, x, name):
+        return batch_norm(x, name)
+
+
+PLAIN = PlainUnits()
+ADAPTERS = (None, "series", "parallel")
+
+
+class AdapterUnits:
+    """The adapter-aware conv unit (Rebuffi et al., NIPS 2017 / CVPR 2018).
+
+    Convolutions come from the ``shared`` bank; BNs, adapters and every other
+    layer with weights from the ``domain`` bank.  After each convolution that
+    ``positions`` selects (``"all"``, or shell patterns over conv names such as
+    ``"stage3_*"``), a per-domain 1x1 residual adapter is added::
+
+        series:    y = z + conv1x1_d(BN'_d(z)),   z = conv(x)
+        parallel:  y = conv(x) + conv1x1_d(x)     (the 1x1 with the conv's stride)
+        None:      y = conv(x)                    (only BNs and head per domain)
+
+    The adapter is named ``{name}_adapter`` (its BN ``{name}_adapter_bn``).  A
+    strided 1x1 convolution is computed as `SpatialSubsample` + a stride-1 1x1:
+    TensorFlow 2.21's oneDNN kernels crash or corrupt memory while training
+    strided 1x1 convolutions on fewer than 16 channels.
+    """
+
+    def __init__(self, shared, domain, adapter=None, positions="all"):
+        if adapter not in ADAPTERS:
+            raise ValueError(f"adapter={adapter!r} is not allowed; expected one of {list(ADAPTERS)}.")
+        self.shared, self.domain, self.adapter = shared, domain, adapter
+        self.patterns = None if positions == "all" else [positions] if isinstance(positions, str) else list(positions)
+
+    def adapts(self, name):
+        """Whether the conv ``name`` gets an adapter."""
+        return self.patterns is None or any(fnmatch.fnmatchcase(name, pattern) for pattern in self.patterns)
+
+    def layer(self, name, factory):
+        return self.domain.get(name, factory)
+
+    def bn(self, x, name):
+        return self.domain.get(name, batch_norm_layer)(x)
+
+    def _pointwise(self, x, bank, filters, strides, name):
+        if strides > 1:
+            x = SpatialSubsample(strides, name=f"{name}_subsample")(x)
+        return bank.get(name, conv_layer(filters, 1))(x)
+
+    def conv(self, x, filters, kernel_size, strides, name):
+        inputs = x
+        if kernel_size == 1:
+            y = self._pointwise(x, self.shared, filters, strides, name)
+        else:
+            if strides > 1:
+                x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+            y = self.shared.get(name, conv_layer(filters, kernel_size, strides))(x)
+        if self.adapter is None or not self.adapts(name):
+            return y
+        if self.adapter == "parallel":
+            side = self._pointwise(inputs, self.domain, filters, strides, f"{name}_adapter")
+        else:
+            side = self.bn(y, f"{name}_adapter_bn")
+            side = self.domain.get(f"{name}_adapter", conv_layer(filters, 1))(side)
+        return layers.Add(name=f"{name}_adapter_add")([y, side])
+
+
+def bn_relu(x, prefix, index="", units=PLAIN):
     """BN then ReLU, named ``{prefix}_bn{index}`` and ``{prefix}_relu{index}``."""
-    x = batch_norm(x, f"{prefix}_bn{index}")
+    x = units.bn(x, f"{prefix}_bn{index}")
     return layers.ReLU(name=f"{prefix}_relu{index}")(x)
 
 
@@ -105,7 +223,7 @@ def needs_projection(x, filters, strides):
     return strides != 1 or x.shape[-1] != filters
 
 
-def preact_basic_block(x, filters, strides=1, dropout=0.0, name="block"):
+def preact_basic_block(x, filters, strides=1, dropout=0.0, name="block", units=PLAIN):
     """Pre-activation basic block B(3,3) of WRN and pre-act ResNet-110.
 
     ``BN-ReLU-conv3x3(stride)-BN-ReLU-[dropout]-conv3x3`` plus a shortcut.
@@ -113,26 +231,27 @@ def preact_basic_block(x, filters, strides=1, dropout=0.0, name="block"):
     (with the stride) of the *pre-activated* input, as in the WRN authors' code
     (Zagoruyko & Komodakis 2016) and He et al.'s ``both_preact`` units;
     otherwise it is the identity on ``x``.  Dropout sits between the two
-    convolutions (WRN paper, Sec. 2.4).
+    convolutions (WRN paper, Sec. 2.4).  With `AdapterUnits` every convolution
+    (shortcut included) gets its adapter: seed 000's WRN-RAM.
 
     Shapes: ``(B, H, W, C) -> (B, H / strides, W / strides, filters)``.
     Layers: ``{name}_bn1, _relu1, _conv1, _bn2, _relu2, [_dropout], _conv2,
     [_shortcut_conv], _add``.
     """
-    preact = bn_relu(x, name, 1)
+    preact = bn_relu(x, name, 1, units)
     if needs_projection(x, filters, strides):
-        shortcut = conv2d(preact, filters, 1, strides, f"{name}_shortcut_conv")
+        shortcut = units.conv(preact, filters, 1, strides, f"{name}_shortcut_conv")
     else:
         shortcut = x
-    y = conv2d(preact, filters, 3, strides, f"{name}_conv1")
-    y = bn_relu(y, name, 2)
+    y = units.conv(preact, filters, 3, strides, f"{name}_conv1")
+    y = bn_relu(y, name, 2, units)
     if dropout:
         y = layers.Dropout(dropout, name=f"{name}_dropout")(y)
-    y = conv2d(y, filters, 3, 1, f"{name}_conv2")
+    y = units.conv(y, filters, 3, 1, f"{name}_conv2")
     return layers.Add(name=f"{name}_add")([shortcut, y])
 
 
-def preact_bottleneck_block(x, filters, strides=1, dropout=0.0, name="block", expansion=4):
+def preact_bottleneck_block(x, filters, strides=1, dropout=0.0, name="block", units=PLAIN, expansion=4):
     """Pre-activation bottleneck unit of pre-act ResNet-164/1001 (He et al. 2016).
 
     ``BN-ReLU-conv1x1(filters)-BN-ReLU-conv3x3(filters, stride)-BN-ReLU-
@@ -145,22 +264,22 @@ def preact_bottleneck_block(x, filters, strides=1, dropout=0.0, name="block", ex
     Shapes: ``(B, H, W, C) -> (B, H / strides, W / strides, expansion * filters)``.
     """
     out_filters = expansion * filters
-    preact = bn_relu(x, name, 1)
+    preact = bn_relu(x, name, 1, units)
     if needs_projection(x, out_filters, strides):
-        shortcut = conv2d(preact, out_filters, 1, strides, f"{name}_shortcut_conv")
+        shortcut = units.conv(preact, out_filters, 1, strides, f"{name}_shortcut_conv")
     else:
         shortcut = x
-    y = conv2d(preact, filters, 1, 1, f"{name}_conv1")
-    y = bn_relu(y, name, 2)
-    y = conv2d(y, filters, 3, strides, f"{name}_conv2")
-    y = bn_relu(y, name, 3)
+    y = units.conv(preact, filters, 1, 1, f"{name}_conv1")
+    y = bn_relu(y, name, 2, units)
+    y = units.conv(y, filters, 3, strides, f"{name}_conv2")
+    y = bn_relu(y, name, 3, units)
     if dropout:
         y = layers.Dropout(dropout, name=f"{name}_dropout")(y)
-    y = conv2d(y, out_filters, 1, 1, f"{name}_conv3")
+    y = units.conv(y, out_filters, 1, 1, f"{name}_conv3")
     return layers.Add(name=f"{name}_add")([shortcut, y])
 
 
-def postact_basic_block(x, filters, strides=1, dropout=0.0, name="block", activate=True):
+def postact_basic_block(x, filters, strides=1, dropout=0.0, name="block", units=PLAIN, activate=True):
     """Original (post-activation) basic block of RoR-3 on ResNets (Zhang et al. 2016).
 
     ``conv3x3(stride)-BN-ReLU-[dropout]-conv3x3-BN``, added to the shortcut,
@@ -171,20 +290,47 @@ def postact_basic_block(x, filters, strides=1, dropout=0.0, name="block", activa
     Shapes: ``(B, H, W, C) -> (B, H / strides, W / strides, filters)``.
     """
     if needs_projection(x, filters, strides):
-        shortcut = conv2d(x, filters, 1, strides, f"{name}_shortcut_conv")
-        shortcut = batch_norm(shortcut, f"{name}_shortcut_bn")
+        shortcut = units.conv(x, filters, 1, strides, f"{name}_shortcut_conv")
+        shortcut = units.bn(shortcut, f"{name}_shortcut_bn")
     else:
         shortcut = x
-    y = conv2d(x, filters, 3, strides, f"{name}_conv1")
-    y = bn_relu(y, name, 1)
+    y = units.conv(x, filters, 3, strides, f"{name}_conv1")
+    y = bn_relu(y, name, 1, units)
     if dropout:
         y = layers.Dropout(dropout, name=f"{name}_dropout")(y)
-    y = conv2d(y, filters, 3, 1, f"{name}_conv2")
-    y = batch_norm(y, f"{name}_bn2")
+    y = units.conv(y, filters, 3, 1, f"{name}_conv2")
+    y = units.bn(y, f"{name}_bn2")
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     if activate:
         y = layers.ReLU(name=f"{name}_out")(y)
     return y
+
+
+def conv_bn(x, filters, strides, name, units=PLAIN):
+    """A 3x3 conv unit with its BN, ``{name}`` and ``{name}_bn`` (ResNet-26's unit)."""
+    return units.bn(units.conv(x, filters, 3, strides, name), f"{name}_bn")
+
+
+def resnet26_basic_block(x, filters, strides=1, name="block", units=PLAIN):
+    """Basic block of Rebuffi et al.'s ResNet-26 (the residual-adapter reference code).
+
+    ``conv-BN-ReLU-conv-BN`` (each conv an adapter-aware unit), added to the
+    shortcut, then ReLU.  Where width or stride change, the shortcut has no
+    parameters: 2x2 average pooling (when strided) and zero channels appended
+    (the reference code's ``DownsampleB``).
+
+    Shapes: ``(B, H, W, C) -> (B, H / strides, W / strides, filters)``.
+    """
+    y = conv_bn(x, filters, strides, f"{name}_conv1", units)
+    y = layers.ReLU(name=f"{name}_relu1")(y)
+    y = conv_bn(y, filters, 1, f"{name}_conv2", units)
+    shortcut = x
+    if needs_projection(x, filters, strides):
+        if strides > 1:
+            shortcut = layers.AveragePooling2D(strides, name=f"{name}_shortcut_pool")(x)
+        shortcut = ChannelZeroPad(filters - x.shape[-1], name=f"{name}_shortcut_pad")(shortcut)
+    y = layers.Add(name=f"{name}_add")([y, shortcut])
+    return layers.ReLU(name=f"{name}_out")(y)
 
 
 BLOCKS = {
@@ -192,11 +338,9 @@ BLOCKS = {
     "preact_bottleneck": preact_bottleneck_block,
     "postact_basic": postact_basic_block,
 }
-# Output channels of a block relative to its `filters` argument.
-EXPANSION = {"preact_basic": 1, "preact_bottleneck": 4, "postact_basic": 1}
 
 
-def residual_group(x, block, filters, num_blocks, strides, dropout, name, activate_last=True):
+def residual_group(x, block, filters, num_blocks, strides, dropout, name, activate_last=True, units=PLAIN):
     """A group (stage) of ``num_blocks`` blocks; only the first has ``strides``.
 
     The CIFAR papers downsample in the *first* block of a group (unlike
@@ -216,6 +360,7 @@ def residual_group(x, block, filters, num_blocks, strides, dropout, name, activa
             strides=strides if index == 0 else 1,
             dropout=dropout,
             name=f"{name}_block{index + 1}",
+            units=units,
             **kwargs,
         )
     return x

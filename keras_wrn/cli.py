@@ -18,7 +18,9 @@ import os
 import shlex
 import sys
 
-# Quieter TensorFlow start-up for a command-line tool; set before TF is imported.
+# Quieter TensorFlow start-up for a command-line tool; set before TF is imported.  Each command
+# imports what it needs inside its function ("deferred"), so `--help` and light commands do not
+# pay for TensorFlow.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -37,13 +39,13 @@ def _add_model_arguments(parser):
 
 
 def _build(args):
-    from keras_wrn.registry import create_model
+    from keras_wrn.registry import create_model  # deferred: TensorFlow
 
     return create_model(args.name, classes=args.classes, input_shape=args.input_shape, compile=False)
 
 
 def _cmd_list(args):
-    from keras_wrn.registry import list_models
+    from keras_wrn.registry import list_models  # deferred: TensorFlow
 
     names = list_models(args.pattern)
     if not names:
@@ -52,13 +54,13 @@ def _cmd_list(args):
 
 
 def _cmd_summary(args):
-    from keras_wrn.stats import summary
+    from keras_wrn.stats import summary  # deferred: TensorFlow
 
     summary(_build(args))
 
 
 def _cmd_plot(args):
-    from keras_wrn.plotting import plot_architecture
+    from keras_wrn.plotting import plot_architecture  # deferred: TensorFlow
 
     path = plot_architecture(_build(args), args.out, dpi=args.dpi)
     print(f"wrote {path}")
@@ -73,7 +75,7 @@ def _image_size(text):
 
 
 def _cmd_train(args):
-    from keras_wrn.training import train, use_cpu_devices
+    from keras_wrn.training import train, use_cpu_devices  # deferred: TensorFlow
 
     if args.cpu_devices:
         use_cpu_devices(args.cpu_devices)
@@ -91,7 +93,7 @@ def _cmd_train(args):
 
 
 def _cmd_evaluate(args):
-    from keras_wrn.training import evaluate
+    from keras_wrn.training import evaluate  # deferred: TensorFlow
 
     confusion = args.confusion
     if confusion is None:
@@ -109,7 +111,8 @@ def _cmd_evaluate(args):
 
 
 def _cmd_weights(args):
-    from keras_wrn import weights
+    from keras_wrn import weights  # deferred: TensorFlow
+    from keras_wrn.registry import verify_weights  # deferred: TensorFlow
 
     if args.action == "list":
         names = weights.list_weights(args.names[0] if args.names else "*")
@@ -128,7 +131,7 @@ def _cmd_weights(args):
         failures = 0
         for name in args.names or weights.list_weights():
             try:
-                report = weights.verify_weights(name)
+                report = verify_weights(name)
             except (ValueError, FileNotFoundError) as error:
                 failures += 1
                 print(f"FAIL {name}: {error}")
@@ -139,7 +142,9 @@ def _cmd_weights(args):
     else:  # release
         if len(args.names) != 1 or not args.name or not args.data:
             raise ValueError("weights release: expected RUN_DIR, --name NAME and --data DIR.")
-        entry = weights.release(args.names[0], args.name, args.data, dataset=args.dataset, which=args.which,
+        from keras_wrn.release import release  # deferred: TensorFlow
+
+        entry = release(args.names[0], args.name, args.data, dataset=args.dataset, which=args.which,
                                 default=args.default, training_command=args.training_command,
                                 training_commit=args.training_commit, wall_time=args.wall_time)
         print(json.dumps(entry, indent=2))
@@ -151,7 +156,7 @@ CONVERTERS = ("wrn-pytorch", "titu1994-wrn", "asmith26-wrn", "titu1994-ror")
 def _cmd_convert(args):
     import importlib
 
-    from keras_wrn.training import _atomic_write, _write_json
+    from keras_wrn.io import atomic_write, write_json  # deferred: TensorFlow
 
     out = args.out
     if not out.endswith(".weights.h5"):
@@ -165,19 +170,19 @@ def _cmd_convert(args):
         model = convert.from_legacy_keras(args.src, args.source_format, backend=args.backend,
                                           include_top=not args.no_top)
     config = model.get_config()
-    _atomic_write(out, model.save_weights)
+    atomic_write(out, model.save_weights)
     description = dict(source=os.path.abspath(args.src), source_format=args.source_format,
                        model=model.name, parameters=model.count_params(),
                        input_shape=list(model.input_shape[1:]), classes=int(model.output_shape[-1]),
                        outputs="logits" if args.source_format == "wrn-pytorch" else "softmax",
                        include_top=not args.no_top, layers=len(config["layers"]))
-    _write_json(out.removesuffix(".weights.h5") + ".json", description)
+    write_json(out.removesuffix(".weights.h5") + ".json", description)
     print(f"wrote {out} ({model.name}, {model.count_params():,} parameters; {description['outputs']}"
           f"{'' if description['include_top'] else ', backbone only'}) and its .json")
 
 
 def _cmd_decathlon_score(args):
-    from keras_wrn.decathlon import domain_scores, score
+    from keras_wrn.decathlon import domain_scores, score  # deferred: TensorFlow
 
     values = {}
     for pair in args.pairs:
@@ -194,7 +199,7 @@ def _cmd_decathlon_score(args):
 
 
 def _cmd_decathlon_train(args):
-    from keras_wrn.decathlon import train_decathlon
+    from keras_wrn.decathlon import train_decathlon  # deferred: TensorFlow
 
     summary = train_decathlon(args.source, args.data, [d for d in args.domains.split(",") if d], args.mode, args.out,
                               epochs=args.epochs, batch_size=args.batch_size, width_factor=args.width_factor,
@@ -206,7 +211,7 @@ def _cmd_decathlon_train(args):
 
 
 def _cmd_decathlon_compare(args):
-    from keras_wrn.decathlon import compare_modes
+    from keras_wrn.decathlon import compare_modes  # deferred: TensorFlow
 
     summary = compare_modes(args.source, args.out, domains=_split(args.domains, "--domains"),
                             modes=_split(args.modes, "--modes"), epochs=args.epochs, batch_size=args.batch_size,
@@ -350,7 +355,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)
     args.argv = argv
-    from keras_wrn.plotting import GraphvizMissingError
+    from keras_wrn.plotting import GraphvizMissingError  # deferred: TensorFlow
 
     try:
         args.run(args)

@@ -21,7 +21,7 @@ import fnmatch
 import keras
 from keras import ops
 
-__all__ = ["CoupledWeightDecaySGD", "paper_optimizer"]
+__all__ = ["ADAPTER_WEIGHT_DECAY", "CoupledWeightDecaySGD", "PAPER_OPTIMIZERS", "paper_optimizer", "validate_l2"]
 
 
 @keras.saving.register_keras_serializable(package="keras_wrn")
@@ -54,7 +54,7 @@ class CoupledWeightDecaySGD(keras.optimizers.SGD):
         super().__init__(
             learning_rate=learning_rate, momentum=float(momentum), nesterov=nesterov, **kwargs
         )
-        self.l2 = _check_l2(l2)
+        self.l2 = validate_l2(l2)
 
     def build(self, variables):
         super().build(variables)
@@ -93,7 +93,9 @@ class CoupledWeightDecaySGD(keras.optimizers.SGD):
         return config
 
 
-def _check_l2(l2):
+def validate_l2(l2):
+    """``l2`` as floats: a coefficient >= 0, or ``{variable-path pattern: coefficient}`` ending in ``"*"``."""
+
     def valid(value):
         return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
@@ -119,7 +121,14 @@ PAPER_OPTIMIZERS = {
     "preact": dict(learning_rate=0.1, momentum=0.9, nesterov=False),
     "ror": dict(learning_rate=0.1, momentum=0.9, nesterov=False),
     "pre_ror": dict(learning_rate=0.1, momentum=0.9, nesterov=True),
+    # Rebuffi et al. 2017/2018 (ResNet-26, WRN-RAM): momentum 0.9, lr 0.1, decay per layer kind.
+    "adapters": dict(learning_rate=0.1, momentum=0.9, nesterov=False),
 }
+
+# Weight decay per layer kind for networks with residual adapters (the reference
+# recipe's defaults): 1e-4 on the 1x1 adapters, 5e-4 on everything else
+# (classifier, BNs, the 3x3 convolutions when they train).
+ADAPTER_WEIGHT_DECAY = {"*adapter*": 1e-4, "*": 5e-4}
 
 
 def paper_optimizer(family, weight_decay, learning_rate=None):

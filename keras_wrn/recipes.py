@@ -13,6 +13,8 @@ import math
 
 import keras
 
+from keras_wrn.optimizers import ADAPTER_WEIGHT_DECAY
+
 __all__ = ["Recipe", "RECIPES", "get_recipe", "learning_rate_schedule", "learning_rate_at"]
 
 
@@ -33,10 +35,6 @@ class Recipe:
     source: str = ""
 
 
-# Weight decay per layer kind (CoupledWeightDecaySGD patterns over variable paths):
-# the adapter recipe's defaults, adapters 1e-4, everything else (classifier, 3x3
-# convs when they train, BN) 5e-4.  Small domains raise the adapters' value.
-ADAPTER_WEIGHT_DECAY = {"*adapter*": 1e-4, "*": 5e-4}
 
 # Pre-act ResNet: /10 at 32k and 48k iterations, stop at 64k, batch 128 on the
 # 50k CIFAR training images (391 iterations per epoch): 81.9 / 122.8 / 163.7 epochs.

@@ -16,11 +16,12 @@ import math
 import keras
 import numpy as np
 
-__all__ = ["model_stats", "summary", "format_stats"]
+__all__ = ["count_parameters", "model_stats", "summary", "format_stats"]
 
 
-def _count(variables):
-    return int(sum(math.prod(v.shape) for v in variables))
+def count_parameters(variables):
+    """The number of scalars in ``variables`` (Keras variables or anything with a ``shape``)."""
+    return int(sum(math.prod(int(dim) for dim in v.shape) for v in variables))
 
 
 def _per_image_size(tensor):
@@ -33,12 +34,12 @@ def _per_image_size(tensor):
     return math.prod(dims)
 
 
-def _node_macs(layer, node):
+def _layer_macs(layer, output):
     if isinstance(layer, keras.layers.Conv2D):  # DepthwiseConv2D is not a Conv2D subclass
         kernel_h, kernel_w, in_per_group, _ = layer.kernel.shape
-        return _per_image_size(node.output_tensors[0]) * kernel_h * kernel_w * in_per_group
+        return _per_image_size(output) * kernel_h * kernel_w * in_per_group
     if isinstance(layer, keras.layers.Dense):
-        return _per_image_size(node.output_tensors[0]) * layer.kernel.shape[0]
+        return _per_image_size(output) * layer.kernel.shape[0]
     return 0
 
 
@@ -52,21 +53,22 @@ def model_stats(model):
     """
     macs = 0
     activation_bytes = 0
-    for nodes in model._nodes_by_depth.values():
-        for node in nodes:
-            layer = node.operation
-            if isinstance(layer, keras.layers.InputLayer) or node.is_input:
-                continue
-            macs += _node_macs(layer, node)
-            for tensor in node.output_tensors:
-                itemsize = np.dtype(keras.backend.standardize_dtype(tensor.dtype)).itemsize
-                activation_bytes += _per_image_size(tensor) * itemsize
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        # `layer.output` is the output of the layer's first call.  Every layer of these
+        # networks is called once per model; a layer shared by several domain models
+        # (`keras_wrn.adapters`) has the same shapes in each.
+        for tensor in keras.tree.flatten(layer.output):
+            itemsize = np.dtype(keras.backend.standardize_dtype(tensor.dtype)).itemsize
+            activation_bytes += _per_image_size(tensor) * itemsize
+        macs += _layer_macs(layer, keras.tree.flatten(layer.output)[0])
     weight_params = 0
     for layer in model.layers:
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-            weight_params += _count(layer.weights)
-    trainable = _count(model.trainable_weights)
-    total = _count(model.weights)
+            weight_params += count_parameters(layer.weights)
+    trainable = count_parameters(model.trainable_weights)
+    total = count_parameters(model.weights)
     return {
         "total_params": total,
         "trainable_params": trainable,

@@ -1,12 +1,13 @@
-"""Released weights (a hash-checked registry) and loading weight files into models.
+"""Released weights (a hash-checked manifest) and loading weight files into a model it is given.
 
-Registry: ``weights/manifest.json`` describes every released file (builder
+Manifest: ``weights/manifest.json`` describes every released file (builder
 arguments, sha256, size, dataset, class names, preprocessing, measured metrics
 with the commands that measured them, recipe, parameter count, provenance).
 `list_weights`, `weights_info`, `resolve_weights` (hash checked before any
-load), `verify_weights`; builders take ``weights=NAME`` or ``weights=PATH``.
+load), `write_manifest`; builders take ``weights=NAME`` or ``weights=PATH``.
 The directory is the repository's ``weights/`` (``KERAS_WRN_WEIGHTS_DIR``
-overrides it).
+overrides it).  Building a model to check a release is the registry's
+(`keras_wrn.registry.verify_weights`); releasing a run is `keras_wrn.release`.
 
 Loading:
 
@@ -19,16 +20,17 @@ layer names, into the target model, leaving its head (``predictions``) alone.
 """
 
 import fnmatch
-import hashlib
 import json
 import os
 
 import h5py
 import numpy as np
 
+from keras_wrn.io import atomic_write, sha256_file
+
 __all__ = [
     "weight_file_classes", "load_backbone", "HEAD_LAYERS", "weights_dir", "load_manifest", "list_weights",
-    "weights_info", "resolve_weights", "verify_weights", "sha256_file", "default_weights",
+    "weights_info", "is_weights_name", "resolve_weights", "default_weights", "write_manifest",
 ]
 
 MANIFEST = "manifest.json"
@@ -36,33 +38,10 @@ ENTRY_FIELDS = ("name", "model", "builder", "arguments", "file", "sha256", "size
                 "preprocessing", "metrics", "training", "parameters", "provenance")
 
 
-def source_commit():
-    """``git describe``-style provenance of the package's code: commit hash, "+dirty" if modified."""
-    import subprocess
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (not a git checkout)"
-    return commit + ("+dirty" if dirty else "")
-
-
 def weights_dir():
     """The released-weights directory: ``$KERAS_WRN_WEIGHTS_DIR`` or the repository's ``weights/``."""
     default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
     return os.environ.get("KERAS_WRN_WEIGHTS_DIR", default)
-
-
-def sha256_file(path, chunk=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_manifest(directory=None):
@@ -132,26 +111,6 @@ def resolve_weights(name):
                          "(corrupt or replaced); restore it from the repository.")
     return path, entry
 
-
-def verify_weights(name):
-    """Check a release: hash and size, then that it loads into its builder and the parameter count.
-
-    Returns:
-        dict with ``name, file, sha256, parameters`` (as measured).
-    """
-    from keras_wrn.registry import create_model
-
-    path, entry = resolve_weights(name)
-    model = create_model(entry["model"], **entry["arguments"], compile=False)
-    try:
-        model.load_weights(path)
-    except ValueError as error:
-        raise ValueError(f"weights={name!r}: {path} does not load into {entry['model']}: {error}") from None
-    parameters = model.count_params()
-    if parameters != entry["parameters"]:
-        raise ValueError(f"weights={name!r}: the model has {parameters:,} parameters, the manifest says "
-                         f"{entry['parameters']:,}.")
-    return dict(name=name, file=path, sha256=entry["sha256"], parameters=parameters)
 
 HEAD_LAYERS = ("predictions",)
 
@@ -227,14 +186,8 @@ def load_backbone(model, path, build_source, head_layers=HEAD_LAYERS):
     return copied
 
 
-SAMPLE_NAME = "cifar10-jpeg-sample"
-SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples", SAMPLE_NAME)
-TRAINING_MACHINE = "2-core x86_64 CPU (AVX2+FMA), no GPU: this project's development machine"
-
-
-def _write_manifest(entries, directory):
-    from keras_wrn.training import _atomic_write
-
+def write_manifest(entries, directory=None):
+    """Write ``{name: entry}`` as the manifest of ``directory`` (default `weights_dir`), atomically."""
     content = {"format": 1, "weights": {name: entries[name] for name in sorted(entries)}}
 
     def write(temporary):
@@ -242,72 +195,4 @@ def _write_manifest(entries, directory):
             json.dump(content, stream, indent=2)
             stream.write("\n")
 
-    _atomic_write(os.path.join(directory, MANIFEST), write)
-
-
-def release(run_dir, name, data, dataset="cifar10-jpeg", which="last", default=False, training_command=None,
-            training_commit=None, wall_time=None):
-    """Release a `keras_wrn.training.train` run as ``weights/<name>.weights.h5`` with its manifest entry.
-
-    Evaluates the weights on the full test split of ``data`` and on the bundled
-    sample, records hash, size, parameter count, preprocessing, recipe and
-    provenance.  An existing name is refused (releases are immutable).
-    """
-    import shutil
-
-    from keras_wrn.registry import create_model, model_args
-    from keras_wrn.training import _atomic_write, evaluate
-
-    run_dir = os.fspath(run_dir)
-    with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as stream:
-        run = json.load(stream)
-    with open(os.path.join(run_dir, "state.json"), encoding="utf-8") as stream:
-        state = json.load(stream)
-    if which not in ("last", "best"):
-        raise ValueError(f"which={which!r} is not allowed; expected 'last' or 'best'.")
-    directory = weights_dir()
-    entries = load_manifest(directory)
-    if name in entries:
-        raise ValueError(f"weights {name!r} are already released; releases are immutable, choose another name.")
-    if state["completed_epochs"] != run["epochs"]:
-        raise ValueError(f"{run_dir}: {state['completed_epochs']} of {run['epochs']} epochs done; finish it first.")
-    image_shape = run.get("image_shape") or [32, 32, 3]  # runs before the field existed trained at 32x32
-    source = os.path.join(run_dir, f"{which}.weights.h5")
-    target = os.path.join(directory, f"{name}.weights.h5")
-    metrics = []
-    placeholder = dataset.upper().replace("-", "_") + "_DIR"
-    for split_data, label, shown in ((data, f"{dataset} test split", placeholder), (SAMPLE_DIR, SAMPLE_NAME, SAMPLE_NAME)):
-        result = evaluate(run["model"], source, split_data, split="test")
-        metrics.append(dict(data=label, images=result["images"], top1_error=round(result["top1_error"], 6),
-                            command=f"keras-wrn evaluate {run['model']} --weights {name} --data {shown}"))
-    metrics[0]["data_dir"] = f"{placeholder}: the directory holding test/<class>/ of {dataset}"
-    builder, arguments = model_args(run["model"])
-    arguments = dict(arguments, classes=len(run["class_names"]), input_shape=list(image_shape))
-    model = create_model(run["model"], classes=arguments["classes"], input_shape=tuple(image_shape),
-                         compile=False)
-    model.load_weights(source)
-    _atomic_write(target, lambda temporary: shutil.copyfile(source, temporary))
-    seconds = state.get("epoch_seconds")
-    entry = dict(
-        name=name, model=run["model"], builder=builder.__name__, arguments=arguments,
-        file=os.path.basename(target), sha256=sha256_file(target), size=os.path.getsize(target),
-        dataset=dataset, class_names=run["class_names"],
-        preprocessing=dict(input_shape=list(image_shape), scale="0-255 RGB", mean=run["mean"], std=run["std"],
-                           normalization="(x - mean) / std per channel"),
-        metrics=metrics,
-        training=dict(recipe=run["recipe"], epochs=run["epochs"], batch_size=run["batch_size"], seed=run["seed"],
-                      dropout=run["dropout"], weights=which, best_epoch=state.get("best_epoch"),
-                      wall_time=wall_time or (f"{sum(seconds) / 60:.1f} min of training epochs" if seconds else None),
-                      machine=TRAINING_MACHINE),
-        parameters=model.count_params(),
-        provenance=dict(command=training_command or run.get("command"), commit=training_commit or run.get("commit"),
-                        released_with=source_commit()),
-        default=bool(default),
-    )
-    if default:
-        for other in entries.values():
-            if other["model"] == entry["model"]:
-                other["default"] = False
-    entries[name] = entry
-    _write_manifest(entries, directory)
-    return entry
+    atomic_write(os.path.join(directory or weights_dir(), MANIFEST), write)

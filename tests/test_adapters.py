@@ -152,8 +152,8 @@ def test_wrn_ram_seed_call_and_parameter_decomposition():
     assert "group2_block1_shortcut_conv_adapter" in [layer.name for layer in net["a"].layers]
     with pytest.raises(ValueError, match="depth=15 is not allowed"):
         wrn_ram(depth=15)
-    with pytest.raises(ValueError, match="got both N=4 and depth=28"):
-        wrn_ram(N=4, depth=28)
+    with pytest.raises(ValueError, match=r"got both N=4 \(depth 28\) and depth=16"):
+        wrn_ram(N=4, depth=16)
 
 
 def test_registry_names():

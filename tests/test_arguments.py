@@ -2,6 +2,8 @@
 
 from unittest import mock
 
+import keras
+import numpy as np
 import pytest
 
 import keras_wrn
@@ -133,3 +135,46 @@ def test_registry_passes_kwargs_and_refuses_contradictions():
 def test_registry_unknown_name_suggests():
     with pytest.raises(ValueError, match="unknown model name='wrn-28-11'.*Did you mean"):
         keras_wrn.create_model("wrn-28-11")
+
+
+# ResNet-1001 alone takes 15-30 s to build here: it runs with the slow tests (CI).
+REGISTERED = [pytest.param(name, marks=pytest.mark.slow) if name == "preact-1001" else name
+              for name in keras_wrn.list_models()]
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_every_registered_name_takes_the_keras_applications_arguments(name):
+    """include_top, weights=None, pooling, classifier_activation, name, input_shape, classes: for every variant."""
+    common = dict(weights=None, input_shape=(16, 16, 3), compile=False)
+    headless = keras_wrn.create_model(name, include_top=False, pooling="avg", classes=3, name="backbone", **common)
+    assert headless.name == "backbone" and headless.input_shape == (None, 16, 16, 3)
+    assert len(headless.output_shape) == 2 and "predictions" not in [layer.name for layer in headless.layers]
+    if name in ("preact-1001", "ror3-164"):  # the deepest builds: the headless form only (time)
+        return
+    top = keras_wrn.create_model(name, include_top=True, pooling="max", classes=3, classifier_activation="softmax",
+                                 name="classifier", **common)
+    assert top.name == "classifier" and top.output_shape == (None, 3)
+    assert top.get_layer("predictions").activation is keras.activations.softmax
+    assert "max_pool" in [layer.name for layer in top.layers]
+
+
+def test_released_resnet26_weights_load_through_create_model():
+    from keras_wrn.weights import resolve_weights
+
+    name = "resnet26-w0.5.cifar10-jpeg-e8"
+    path, entry = resolve_weights(name)
+    model = keras_wrn.create_model(entry["model"], weights=name, input_shape=(32, 32, 3), compile=False)
+    reference = keras_wrn.create_model(entry["model"], input_shape=(32, 32, 3), compile=False)
+    reference.load_weights(path)
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), reference.predict(x, verbose=0))
+    backbone = keras_wrn.create_model(entry["model"], weights=name, include_top=False, pooling="avg",
+                                      input_shape=(32, 32, 3), compile=False)
+    np.testing.assert_array_equal(backbone.get_layer("stage3_block4_conv2").kernel.numpy(),
+                                  reference.get_layer("stage3_block4_conv2").kernel.numpy())
+    with pytest.raises(ValueError, match="were released for resnet26, not create_wide_residual_network"):
+        keras_wrn.create_wide_residual_network(weights=name)
+
+
+def test_name_is_an_ordinary_argument_of_create_model():
+    assert keras_wrn.create_model("wrn-16-1", name="x", compile=False).name == "x"

@@ -9,7 +9,7 @@ import scipy.signal
 torch = pytest.importorskip("torch")
 
 from keras_wrn.convert import from_legacy_keras  # noqa: E402
-from test_convert_pytorch import reference_forward, reference_params  # noqa: E402
+from helpers import reference_forward, reference_params  # noqa: E402
 
 
 def titu1994_creation_order(n):

@@ -6,72 +6,8 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+from helpers import reference_forward, reference_params  # noqa: E402
 from keras_wrn.convert import from_wide_resnet_pytorch, wide_resnet_pytorch_arguments  # noqa: E402
-
-
-def reference_params(depth, width, classes, seed=0):
-    """Random tensors named as pytorch/resnet.py names them, with non-trivial BN statistics."""
-    generator = torch.Generator().manual_seed(seed)
-    n = (depth - 4) // 6
-    widths = [16 * width, 32 * width, 64 * width]
-
-    def conv(out, inp, k):
-        return torch.randn(out, inp, k, k, generator=generator) * (2.0 / (inp * k * k)) ** 0.5
-
-    def bn(prefix, channels, params):
-        params[f"{prefix}.weight"] = 1 + 0.2 * torch.randn(channels, generator=generator)
-        params[f"{prefix}.bias"] = 0.1 * torch.randn(channels, generator=generator)
-        params[f"{prefix}.running_mean"] = 0.1 * torch.randn(channels, generator=generator)
-        params[f"{prefix}.running_var"] = 0.5 + torch.rand(channels, generator=generator)
-
-    params = {"conv0": conv(16, 3, 3)}
-    previous = 16
-    for g, out in enumerate(widths):
-        for b in range(n):
-            inp = previous if b == 0 else out
-            base = f"group{g}.block{b}"
-            bn(f"{base}.bn0", inp, params)
-            params[f"{base}.conv0"] = conv(out, inp, 3)
-            bn(f"{base}.bn1", out, params)
-            params[f"{base}.conv1"] = conv(out, out, 3)
-            if inp != out:
-                params[f"{base}.convdim"] = conv(out, inp, 1)
-        previous = out
-    bn("bn", widths[2], params)
-    params["fc.weight"] = 0.1 * torch.randn(classes, widths[2], generator=generator)
-    params["fc.bias"] = 0.1 * torch.randn(classes, generator=generator)
-    return params
-
-
-def reference_forward(x, params, depth, eps=1e-5, features=False):
-    """The authors' f(input, params, mode=False), written from its description.
-
-    ``features=True`` stops after the final BN-ReLU (the backbone's output).
-    """
-    n = (depth - 4) // 6
-
-    def batch_norm(x, prefix):
-        return F.batch_norm(x, params[f"{prefix}.running_mean"], params[f"{prefix}.running_var"],
-                            params[f"{prefix}.weight"], params[f"{prefix}.bias"], training=False, eps=eps)
-
-    def block(x, base, stride):
-        o1 = F.relu(batch_norm(x, f"{base}.bn0"))
-        y = F.conv2d(o1, params[f"{base}.conv0"], stride=stride, padding=1)
-        o2 = F.relu(batch_norm(y, f"{base}.bn1"))
-        z = F.conv2d(o2, params[f"{base}.conv1"], stride=1, padding=1)
-        if f"{base}.convdim" in params:
-            return z + F.conv2d(o1, params[f"{base}.convdim"], stride=stride)
-        return z + x
-
-    out = F.conv2d(x, params["conv0"], padding=1)
-    for g, stride in enumerate((1, 2, 2)):
-        for b in range(n):
-            out = block(out, f"group{g}.block{b}", stride if b == 0 else 1)
-    out = F.relu(batch_norm(out, "bn"))
-    if features:
-        return out
-    out = F.avg_pool2d(out, out.shape[-1], 1, 0).flatten(1)
-    return F.linear(out, params["fc.weight"], params["fc.bias"])
 
 
 @pytest.mark.parametrize("depth, width, classes, wrapped", [(10, 1, 10, False), (16, 2, 100, True), (22, 1, 7, False)])

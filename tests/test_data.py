@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import write_cifar_batch
 from keras_wrn.data import (
     augment_fn,
     extract_archive,
@@ -17,18 +18,6 @@ from keras_wrn.data import (
     make_dataset,
     normalize,
 )
-
-
-def write_cifar_batch(path, images, labels, label_key=b"labels"):
-    """A batch as the official files hold it: a protocol-2 pickle of a bytes-keyed dict."""
-    content = {
-        b"batch_label": b"testing batch",
-        label_key: [int(v) for v in labels],
-        b"data": images.transpose(0, 3, 1, 2).reshape(len(images), 3072),
-        b"filenames": [f"img{i}.png".encode() for i in range(len(images))],
-    }
-    with open(path, "wb") as handle:
-        pickle.dump(content, handle, protocol=2)
 
 
 @pytest.fixture
@@ -196,7 +185,7 @@ SHARED_ARCHIVE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "
 )
 @pytest.mark.slow
 def test_real_cifar10_jpeg_test_split(tmp_path):
-    from keras_wrn.training import load_data
+    from keras_wrn.data import load_data
 
     assert os.path.exists(SHARED_ARCHIVE), "CI must have ../shared/data/cifar10-jpeg.tar.gz"
     extract_archive(SHARED_ARCHIVE, tmp_path)

@@ -7,33 +7,8 @@ import pickle
 import numpy as np
 import pytest
 
+from helpers import write_domain
 from keras_wrn.data.decathlon import decathlon_dataset, load_decathlon, read_mean_std
-
-
-def write_domain(root, domain, classes, sizes=((90, 120), (72, 72), (150, 80)), test=True):
-    import keras
-
-    rng = np.random.default_rng(1)
-    categories = [{"id": 10_000_000 * 2 + index + 1, "name": f"c{index}"} for index in range(classes)]
-    (root / "annotations").mkdir(parents=True, exist_ok=True)
-    for split in ("train", "val") + (("test",) if test else ()):
-        folder = root / "data" / domain / split
-        folder.mkdir(parents=True)
-        images, annotations = [], []
-        for index, (height, width) in enumerate(sizes):
-            name = f"data/{domain}/{split}/{index:07d}.jpg"
-            keras.utils.save_img(str(root / name), rng.integers(0, 255, size=(height, width, 3)).astype("uint8"))
-            image_id = 5_000 + index
-            images.append({"id": image_id, "file_name": name, "width": width, "height": height})
-            annotations.append({"id": index, "image_id": image_id, "category_id": categories[index % classes]["id"]})
-        content = {"images": images, "categories": categories}
-        filename = f"{domain}_{split}.json"
-        if split == "test":
-            filename = f"{domain}_test_stripped.json"
-        else:
-            content["annotations"] = annotations
-        (root / "annotations" / filename).write_text(json.dumps(content))
-    return root
 
 
 @pytest.fixture

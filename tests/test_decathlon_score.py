@@ -49,7 +49,7 @@ def test_decathlon_train_command_on_two_small_domains(tmp_path):
 
     from keras_wrn.adapters import resnet26
     from keras_wrn.cli import main
-    from test_decathlon_data import write_domain
+    from helpers import write_domain
 
     write_domain(tmp_path / "dec", "dtd", 47)
     write_domain(tmp_path / "dec", "svhn", 10)

@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from keras_wrn.training import evaluate, load_data, train
-from test_training import write_image_folder
+from keras_wrn.data import load_data
+from keras_wrn.training import evaluate, train
+from helpers import write_image_folder
 
 QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 

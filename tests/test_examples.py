@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from test_training import write_image_folder
+from helpers import write_image_folder
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from keras_wrn.data import cifar_class_names, load_image_folder, make_dataset
-from keras_wrn.training import load_data
-from test_data import write_cifar_batch
-from test_training import write_image_folder
+from keras_wrn.data import load_data
+from helpers import write_cifar_batch
+from helpers import write_image_folder
 
 QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 

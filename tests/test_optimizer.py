@@ -77,7 +77,7 @@ def test_refuses_decoupled_weight_decay_and_bad_l2():
 def test_weight_decay_per_layer_kind():
     import keras
 
-    from keras_wrn.recipes import ADAPTER_WEIGHT_DECAY
+    from keras_wrn.optimizers import ADAPTER_WEIGHT_DECAY
 
     inputs = keras.Input((4,))
     hidden = keras.layers.Dense(3, name="group1_block1_adapter1")(inputs)

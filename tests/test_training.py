@@ -5,29 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
 import pytest
 
+from helpers import write_image_folder
 from keras_wrn.training import train
-
-
-def write_image_folder(root, classes=3, train_per_class=16, test_per_class=4):
-    import keras
-
-    rng = np.random.default_rng(0)
-    colours = rng.integers(30, 220, size=(classes, 3))
-    for split, count in (("train", train_per_class), ("test", test_per_class)):
-        for label in range(classes):
-            folder = root / split / f"class{label}"
-            folder.mkdir(parents=True)
-            for index in range(count):
-                noise = rng.integers(-30, 30, size=(32, 32, 3))
-                image = np.clip(colours[label] + noise, 0, 255).astype("uint8")
-                keras.utils.save_img(str(folder / f"{index:04d}.png"), image)
-    return root
 
 
 def read_weights(path):
@@ -58,27 +42,63 @@ def test_train_writes_the_run_files(folder, tmp_path):
         train("wrn-16-1", folder, tmp_path / "run2", recipe="sgdr")
 
 
-@pytest.mark.slow
-def test_resume_after_sigkill_gives_the_same_weights(folder, tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    base = [sys.executable, "-m", "keras_wrn", "train", "wrn-16-1", "--data", str(folder),
-            "--epochs", "4", "--batch-size", "16", "--verbose", "0", "--dropout", "0.3"]
-    straight = tmp_path / "straight"
-    subprocess.run(base + ["--out", str(straight)], check=True, env=env, timeout=600)
+# The run the resume test repeats: the command line, and the same arguments through `train`.
+RESUME_RUN = ["train", "wrn-16-1", "--epochs", "4", "--batch-size", "16", "--verbose", "0", "--dropout", "0.3"]
+QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
+# Trains as RESUME_RUN does, and SIGKILLs its own process from the commit hook when epoch EPOCH reaches
+# STAGE (argv: DATA OUT STAGE EPOCH): the kill lands at a known point of the commit protocol, whatever
+# the machine's speed, and the process dies as it would from `kill -9` (no exception, no cleanup).
+KILL_ON_COMMIT = """
+import os, signal, sys
+
+from keras_wrn.training import train
+
+data, out, stage, epoch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+
+
+def on_commit(reached, completed):
+    if (reached, completed) == (stage, epoch):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+train("wrn-16-1", data, out, epochs=4, batch_size=16, verbose=0, dropout=0.3, on_commit=on_commit)
+"""
+
+
+def cli_train(data, out, *extra):
+    command = [sys.executable, "-m", "keras_wrn"] + RESUME_RUN + ["--data", str(data), "--out", str(out), *extra]
+    subprocess.run(command, check=True, env=QUIET, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    data = write_image_folder(root / "data")
+    cli_train(data, root / "straight")
+    return data, root / "straight"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage, epoch, committed", [
+    ("weights-written", 3, 2),  # epoch 3's checkpoint and last.weights.h5 written, state.json not yet replaced
+    ("state-committed", 2, 2),  # epoch 2 committed; old checkpoint, log.csv and curves.png not yet updated
+])
+def test_resume_after_sigkill_gives_the_same_weights(uninterrupted, tmp_path, stage, epoch, committed):
+    data, straight = uninterrupted
     killed = tmp_path / "killed"
-    process = subprocess.Popen(base + ["--out", str(killed)], env=env)
-    state = killed / "state.json"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if state.exists() and json.loads(state.read_text())["completed_epochs"] >= 2:
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    completed = json.loads(state.read_text())["completed_epochs"]
-    assert 2 <= completed < 4, "the kill should land mid-run"
-    subprocess.run(base + ["--out", str(killed), "--resume"], check=True, env=env, timeout=600)
+    process = subprocess.run([sys.executable, "-c", KILL_ON_COMMIT, str(data), str(killed), stage, str(epoch)],
+                             env=QUIET, timeout=600)
+    assert process.returncode == -signal.SIGKILL, "the commit hook should have killed the run"
+    state = json.loads((killed / "state.json").read_text())
+    assert state["completed_epochs"] == committed, "the kill should land mid-run, at the hook's point"
+    assert (killed / f"checkpoint-{epoch}.weights.h5").exists()
+    if stage == "weights-written":  # the uncommitted epoch left its files; resuming must not use them
+        assert state["checkpoint"] == f"checkpoint-{committed}.weights.h5"
+    else:  # committed, but the log is one epoch behind and the previous checkpoint still there
+        assert (killed / "log.csv").read_text().count("\n") == committed
+        assert (killed / f"checkpoint-{committed - 1}.weights.h5").exists()
+    cli_train(data, killed, "--resume")
 
     expected, resumed = read_weights(straight / "last.weights.h5"), read_weights(killed / "last.weights.h5")
     assert expected.keys() == resumed.keys()

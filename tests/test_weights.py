@@ -12,6 +12,10 @@ import pytest
 
 import keras_wrn
 from keras_wrn import weights as registry
+from keras_wrn.data.datasets import SAMPLE_NAME
+from keras_wrn.io import sha256_file
+from keras_wrn.registry import verify_weights
+from keras_wrn.release import release
 
 RELEASED = registry.list_weights()
 QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -26,8 +30,8 @@ def test_there_is_a_default_release():
 def test_manifest_entry_hash_parameters_and_metadata(name):
     entry = registry.weights_info(name)
     path, _ = registry.resolve_weights(name)
-    assert registry.sha256_file(path) == entry["sha256"] and os.path.getsize(path) == entry["size"]
-    assert registry.verify_weights(name)["parameters"] == entry["parameters"]
+    assert sha256_file(path) == entry["sha256"] and os.path.getsize(path) == entry["size"]
+    assert verify_weights(name)["parameters"] == entry["parameters"]
     assert entry["dataset"].startswith("cifar10-jpeg") or entry["dataset"] != "cifar10"
     assert len(entry["class_names"]) == entry["arguments"]["classes"]
     assert entry["metrics"][0]["images"] == 10_000 and entry["provenance"]["command"].startswith("keras-wrn train")
@@ -35,7 +39,7 @@ def test_manifest_entry_hash_parameters_and_metadata(name):
 
 @pytest.mark.parametrize("name", RELEASED)
 def test_sample_error_is_reproduced_by_the_recorded_command(name, tmp_path):
-    sample = next(m for m in registry.weights_info(name)["metrics"] if m["data"] == registry.SAMPLE_NAME)
+    sample = next(m for m in registry.weights_info(name)["metrics"] if m["data"] == SAMPLE_NAME)
     arguments = shlex.split(sample["command"])
     assert arguments[0] == "keras-wrn"
     out = subprocess.run([sys.executable, "-m", "keras_wrn", *arguments[1:], "--json", str(tmp_path / "m.json"),
@@ -123,6 +127,6 @@ def test_release_refuses_existing_names_and_unfinished_runs(copied_registry, tmp
     (run / "run.json").write_text(json.dumps({"model": "wrn-16-1", "epochs": 5}))
     (run / "state.json").write_text(json.dumps({"completed_epochs": 2}))
     with pytest.raises(ValueError, match="already released; releases are immutable"):
-        registry.release(run, name, "unused")
+        release(run, name, "unused")
     with pytest.raises(ValueError, match="2 of 5 epochs done; finish it first"):
-        registry.release(run, "wrn-16-1.new", "unused")
+        release(run, "wrn-16-1.new", "unused")

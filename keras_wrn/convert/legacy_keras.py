@@ -41,6 +41,9 @@ import re
 import h5py
 import numpy as np
 
+from keras_wrn.convert.pytorch_wrn import assign_checked
+from keras_wrn.models import create_wide_residual_network
+
 __all__ = ["from_legacy_keras", "read_legacy_weights", "SEEDS"]
 
 TARGET_EPSILON = 1e-5
@@ -146,9 +149,6 @@ def from_legacy_keras(source, seed, backend=None, depth=None, width=None, includ
     Returns:
         A `create_wide_residual_network` model (softmax outputs, as the seeds').
     """
-    from keras_wrn.convert.pytorch_wrn import assign_checked
-    from keras_wrn.models import create_wide_residual_network
-
     path = os.fspath(source)
     if seed not in SEEDS:
         raise ValueError(f"seed={seed!r} is not allowed; expected one of {list(SEEDS)}.")

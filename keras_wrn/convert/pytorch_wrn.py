@@ -24,6 +24,8 @@ import re
 
 import numpy as np
 
+from keras_wrn.models import create_wide_residual_network
+
 __all__ = ["from_wide_resnet_pytorch", "wide_resnet_pytorch_arguments", "read_torch_tensors", "assign_checked"]
 
 
@@ -117,7 +119,6 @@ def from_wide_resnet_pytorch(source, input_shape=(32, 32, 3), classifier_activat
         A `keras.Model` from `create_wide_residual_network`; every tensor of the
         checkpoint is used exactly once (anything left over is an error).
     """
-    from keras_wrn.models import create_wide_residual_network
 
     tensors, where = read_torch_tensors(source)
     arguments = wide_resnet_pytorch_arguments(tensors, where)

@@ -19,6 +19,7 @@ import re
 
 import numpy as np
 
+from keras_wrn.adapters import MultiDomainNetwork
 from keras_wrn.convert.pytorch_wrn import assign_checked, read_torch_tensors
 
 __all__ = ["from_residual_adapters", "MODES"]
@@ -57,7 +58,6 @@ def from_residual_adapters(source, domains=None, input_shape=(64, 64, 3)):
         ``(network, mode)``: the network (adapter None / "series" / "parallel"),
         outputs logits as the reference's ``linears`` do.
     """
-    from keras_wrn.adapters import MultiDomainNetwork
 
     tensors, where = read_torch_tensors(source)
     mode = _mode(tensors, where)
@@ -86,7 +86,7 @@ def from_residual_adapters(source, domains=None, input_shape=(64, 64, 3)):
 
     for task, domain in zip(tasks, names):
         network.add_domain(domain, int(tensors[f"linears.{task}.weight"].shape[0]))
-        store = network._stores[domain].layers
+        store = network.domain_bank(domain).layers
         for name in network.shared.layers:
             unit = _unit_key(name)
             if task == tasks[0]:

@@ -28,10 +28,10 @@ from keras_wrn.data.cifar import SafeCifarUnpickler
 
 __all__ = ["DOMAINS", "DecathlonSplit", "load_decathlon", "read_mean_std", "decathlon_dataset"]
 
-# domain -> classes (paper-numbers.md)
+# domain -> classes (paper-numbers.md), in the order of the papers' tables.
 DOMAINS = {
     "imagenet12": 1000, "aircraft": 100, "cifar100": 100, "daimlerpedcls": 2, "dtd": 47, "gtsrb": 43,
-    "omniglot": 1623, "svhn": 10, "ucf101": 101, "vgg-flowers": 102,
+    "vgg-flowers": 102, "omniglot": 1623, "svhn": 10, "ucf101": 101,
 }
 CENTRE_CROP_DOMAINS = ("gtsrb", "omniglot", "svhn")
 RESIZE, CROP = 72, 64
@@ -178,7 +178,7 @@ def decathlon_dataset(split, batch_size, mean, std, training=False, seed=0, shuf
     """
     import tensorflow as tf
 
-    from keras_wrn.data.augment import normalize
+    from keras_wrn.data.augment import normalize  # deferred: TensorFlow
 
     centre_only = split.domain in CENTRE_CROP_DOMAINS
     crop = RESIZE if centre_only else CROP

@@ -1,23 +1,24 @@
 """What every family builder shares: arguments, seed aliases, validation, head, compile.
 
-A family (WRN, pre-act ResNet, RoR-3, Pre-RoR-3) is described by a `Family`
-record: its defaults, how its depth maps to blocks per group, how the seeds'
-``N`` maps to depth, and a backbone function.  `build_model` runs the fixed
-order every builder follows (KerasHub style): resolve aliases and defaults ->
-validate everything (``ValueError`` quoting the value and what is allowed) ->
-build the graph -> load weights -> compile.  Nothing is created before the
-arguments are known to be valid.
+A family (WRN, pre-act ResNet, RoR-3, Pre-RoR-3, ResNet-26, WRN-RAM) is one
+`Family` record: its builder, its own arguments' defaults and checks
+(``configure``), how the seeds' ``N`` maps to depth, and a backbone function.
+`build_model` runs the fixed order every builder follows (KerasHub style):
+resolve aliases and defaults -> validate everything (``ValueError`` quoting the
+value and what is allowed) -> build the graph -> load weights -> compile.
+Nothing is created before the arguments are known to be valid.
 """
 
 import dataclasses
 import os
-from typing import Callable
+from typing import Callable, Optional
 
 import keras
 from keras import layers
 
-from keras_wrn.blocks import conv2d
-from keras_wrn.optimizers import paper_optimizer
+from keras_wrn import weights as released
+from keras_wrn.blocks import PLAIN
+from keras_wrn.optimizers import paper_optimizer, validate_l2
 
 DEFAULT_INPUT_SHAPE = (32, 32, 3)
 DEFAULT_CLASSES = 10
@@ -25,51 +26,61 @@ DEFAULT_CLASSES = 10
 # groups) and 8 is the smallest side that still leaves a 2x2 final map.
 MIN_INPUT_SIDE = 8
 POOLING_MODES = (None, "avg", "max")
+GROUP_STRIDES = (1, 2, 2)
 
 # Seed scripts' argument names (titu1994's WRN/RoR, astha-chem's WRN-RAM) -> ours.
 SEED_ALIASES = {"input_dim": "input_shape", "nb_classes": "classes", "k": "width", "N": "depth"}
+
+# Arguments every builder takes (keras.applications' names), besides its family's own.
+COMMON_ARGUMENTS = ("input_shape", "classes", "include_top", "weights", "input_tensor", "pooling",
+                    "classifier_activation", "weight_decay", "name", "compile")
 
 
 @dataclasses.dataclass(frozen=True)
 class Family:
     """Data describing one model family; see the modules in `keras_wrn.models`."""
 
-    key: str  # "wrn", "preact", "ror", "pre_ror": selects the paper optimizer
-    builder: str  # public builder name, used in error messages
-    default_depth: int
-    default_width: int
-    default_weight_decay: float
-    # (depth, options) -> blocks per group; raises ValueError for a bad depth.
-    blocks_per_group: Callable
-    # (N, options) -> depth, with the seed script's meaning of N.
-    seed_depth: Callable
-    # (x, blocks_per_group, config) -> feature map after the final activation.
+    builder: Callable  # the public builder; its name appears in error messages
+    optimizer: str  # key of `keras_wrn.optimizers.PAPER_OPTIMIZERS`
+    # (builder name, config) -> None: fill the family's own defaults and validate them, in place.
+    configure: Callable
+    # (x, config, units) -> feature map after the final activation.
     backbone: Callable
     # config -> ("WRN-28-10", "wrn_28_10"): display and default model name.
     naming: Callable
-    # Family-specific keyword arguments and their defaults (e.g. block_type).
-    options: tuple = ()
+    default_weight_decay: object
+    # (N, config) -> depth, with the seed script's meaning of N; None: no N.
+    seed_depth: Optional[Callable] = None
+    default_input_shape: tuple = DEFAULT_INPUT_SHAPE
+    # config -> the units that make the backbone's layers (`keras_wrn.blocks.PLAIN` by default).
+    units: Callable = lambda config: PLAIN
+
+    @property
+    def name(self):
+        return self.builder.__name__
 
 
-def _is_int(value):
+def is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _apply_seed_aliases(family, args, seed_kwargs):
     """Fold the seed names (``nb_classes``, ``N``, ...) into ``args`` in place."""
     verbose = seed_kwargs.pop("verbose", 0)
+    accepted = [alias for alias, target in SEED_ALIASES.items()
+                if target in args and (alias != "N" or family.seed_depth is not None)]
     for alias in list(seed_kwargs):
-        if alias not in SEED_ALIASES:
+        if alias not in accepted:
             raise TypeError(
-                f"{family.builder}() got an unexpected keyword argument {alias!r}; "
-                f"seed aliases accepted: {sorted(SEED_ALIASES) + ['verbose']}."
+                f"{family.name}() got an unexpected keyword argument {alias!r}; "
+                f"seed aliases accepted: {sorted(accepted) + ['verbose']}."
             )
     for alias, value in seed_kwargs.items():
         target = SEED_ALIASES[alias]
         if alias == "N":
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(
-                    f"{family.builder}: N={value!r} is not allowed; N (the seed scripts' "
+                    f"{family.name}: N={value!r} is not allowed; N (the seed scripts' "
                     "depth parameter) must be an integer >= 1."
                 )
             value = family.seed_depth(value, args)
@@ -81,7 +92,7 @@ def _apply_seed_aliases(family, args, seed_kwargs):
             if alias == "N":
                 shown += f" (depth {value})"
             raise ValueError(
-                f"{family.builder}: got both {shown} and {target}={current!r}; `{alias}` is the "
+                f"{family.name}: got both {shown} and {target}={current!r}; `{alias}` is the "
                 f"seed scripts' name for `{target}`, give one of them (or the same value)."
             )
         args[target] = value
@@ -95,7 +106,7 @@ def _validate_input_shape(builder, input_shape):
             "(height, width, channels), e.g. (32, 32, 3)."
         )
     height, width, channels = input_shape
-    if not _is_int(channels) or channels < 1:
+    if not is_int(channels) or channels < 1:
         raise ValueError(
             f"{builder}: input_shape={tuple(input_shape)!r} has channels={channels!r}; "
             "the last entry is the channel count (channels-last) and must be an integer >= 1."
@@ -103,9 +114,9 @@ def _validate_input_shape(builder, input_shape):
     for side in (height, width):
         if side is None:
             continue
-        if not _is_int(side) or side < MIN_INPUT_SIDE:
+        if not is_int(side) or side < MIN_INPUT_SIDE:
             hint = ""
-            if _is_int(height) and height <= 4 and _is_int(channels) and channels >= MIN_INPUT_SIDE:
+            if is_int(height) and height <= 4 and is_int(channels) and channels >= MIN_INPUT_SIDE:
                 hint = " It looks channels-first; keras_wrn is channels-last: use (H, W, C)."
             raise ValueError(
                 f"{builder}: input_shape={tuple(input_shape)!r} is too small; height and width "
@@ -115,6 +126,26 @@ def _validate_input_shape(builder, input_shape):
     return tuple(input_shape)
 
 
+def _validate_weights(builder, weights):
+    if weights is None:
+        return
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            f"{builder}: weights={weights!r} is not allowed; expected None, a released weights "
+            "name (keras_wrn.list_weights()) or the path of a .weights.h5 / .keras file."
+        )
+    if released.is_weights_name(weights):
+        entry = released.weights_info(weights)
+        if entry["builder"] != builder:
+            raise ValueError(f"{builder}: weights={weights!r} were released for {entry['builder']}, "
+                             f"not {builder}; use keras_wrn.create_model({entry['model']!r}, weights=...).")
+    elif not os.path.isfile(weights):
+        raise ValueError(
+            f"{builder}: weights={os.fspath(weights)!r} is neither a released weights name "
+            f"({', '.join(released.list_weights()) or 'none yet'}) nor an existing .weights.h5 / .keras file."
+        )
+
+
 def resolve_config(family, args, seed_kwargs):
     """Aliases, defaults and validation. Returns the complete configuration dict.
 
@@ -122,7 +153,7 @@ def resolve_config(family, args, seed_kwargs):
         ValueError: for any argument outside its allowed values, naming it.
         TypeError: for an unknown keyword argument.
     """
-    builder = family.builder
+    builder = family.name
     args = dict(args)
     args["verbose"] = _apply_seed_aliases(family, args, dict(seed_kwargs))
 
@@ -141,80 +172,42 @@ def resolve_config(family, args, seed_kwargs):
             )
         args["input_shape"] = tensor_shape
     if args["input_shape"] is None:
-        args["input_shape"] = DEFAULT_INPUT_SHAPE
+        args["input_shape"] = family.default_input_shape
     args["input_shape"] = _validate_input_shape(builder, args["input_shape"])
 
-    for key, default in (
-        ("classes", DEFAULT_CLASSES),
-        ("depth", family.default_depth),
-        ("width", family.default_width),
-        ("dropout", 0.0),
-        ("weight_decay", family.default_weight_decay),
-    ):
-        if args[key] is None:
-            args[key] = default
+    if args["classes"] is None:
+        args["classes"] = DEFAULT_CLASSES
+    if args["weight_decay"] is None:
+        args["weight_decay"] = family.default_weight_decay
 
     if not isinstance(args["include_top"], bool):
         raise ValueError(f"{builder}: include_top must be True or False, got {args['include_top']!r}.")
-    if not _is_int(args["classes"]) or args["classes"] < 1:
+    if not is_int(args["classes"]) or args["classes"] < 1:
         raise ValueError(
             f"{builder}: classes={args['classes']!r} is not allowed; expected an integer >= 1."
         )
-    if not _is_int(args["width"]) or args["width"] < 1:
-        raise ValueError(
-            f"{builder}: width={args['width']!r} is not allowed; the widening factor k must be "
-            "an integer >= 1."
-        )
-    dropout = args["dropout"]
-    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
-        raise ValueError(
-            f"{builder}: dropout={dropout!r} is not allowed; expected a float in [0, 1)."
-        )
-    args["dropout"] = float(dropout)
     if args["pooling"] not in POOLING_MODES:
         raise ValueError(
             f"{builder}: pooling={args['pooling']!r} is not allowed; expected one of "
             f"{POOLING_MODES} (None keeps the feature map when include_top=False)."
         )
-    decay = args["weight_decay"]
-    if not isinstance(decay, (int, float)) or isinstance(decay, bool) or decay < 0:
+    try:
+        validate_l2(args["weight_decay"])
+    except ValueError:
         raise ValueError(
-            f"{builder}: weight_decay={decay!r} is not allowed; expected a float >= 0."
-        )
-    weights = args["weights"]
-    if weights is not None:
-        from keras_wrn.weights import is_weights_name, weights_info
-
-        if not isinstance(weights, (str, os.PathLike)):
-            raise ValueError(
-                f"{builder}: weights={weights!r} is not allowed; expected None, a released weights "
-                "name (keras_wrn.list_weights()) or the path of a .weights.h5 / .keras file."
-            )
-        if is_weights_name(weights):
-            entry = weights_info(weights)
-            if entry["builder"] != builder:
-                raise ValueError(f"{builder}: weights={weights!r} were released for {entry['builder']}, "
-                                 f"not {builder}; use keras_wrn.create_model({entry['model']!r}, weights=...).")
-        elif not os.path.isfile(weights):
-            from keras_wrn.weights import list_weights
-
-            raise ValueError(
-                f"{builder}: weights={os.fspath(weights)!r} is neither a released weights name "
-                f"({', '.join(list_weights()) or 'none yet'}) nor an existing .weights.h5 / .keras file."
-            )
+            f"{builder}: weight_decay={args['weight_decay']!r} is not allowed; expected a float >= 0 "
+            '(or a {variable-path pattern: float} dict ending in "*").'
+        ) from None
+    _validate_weights(builder, args["weights"])
     if args["name"] is not None and not isinstance(args["name"], str):
         raise ValueError(f"{builder}: name={args['name']!r} is not allowed; expected a string.")
     if not isinstance(args["compile"], bool):
         raise ValueError(f"{builder}: compile must be True or False, got {args['compile']!r}.")
-
-    # Depth last: its message may depend on the family options checked above.
-    if not _is_int(args["depth"]):
-        raise ValueError(f"{builder}: depth={args['depth']!r} is not allowed; expected an integer.")
-    args["blocks_per_group"] = family.blocks_per_group(args["depth"], args)
+    family.configure(builder, args)
     return args
 
 
-def classifier_head(x, include_top, pooling, classes, classifier_activation):
+def classifier_head(x, include_top, pooling, classes, classifier_activation, units=PLAIN):
     """Global pooling and the dense classifier (or the bare features).
 
     ``include_top=True``: global average pooling (the papers; ``pooling="max"``
@@ -228,40 +221,44 @@ def classifier_head(x, include_top, pooling, classes, classifier_activation):
         else:
             x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if include_top:
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+        x = units.layer("predictions", lambda name: layers.Dense(classes, activation=classifier_activation,
+                                                                   name=name))(x)
     return x
 
 
-def compile_for_paper(model, family_key, weight_decay, classifier_activation):
+def compile_for_paper(model, optimizer, weight_decay, classifier_activation):
     """Compile with the paper's SGD, coupled L2 ``weight_decay``, sparse CE, accuracy."""
     from_logits = classifier_activation in (None, "linear")
     model.compile(
-        optimizer=paper_optimizer(family_key, weight_decay),
+        optimizer=paper_optimizer(optimizer, weight_decay),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=["accuracy"],
     )
     return model
 
 
-def build_model(family, args):
-    """Validate ``args`` (a builder's ``locals()``) and build the Functional model."""
-    args = dict(args)
-    seed_kwargs = args.pop("seed_kwargs")
-    config = resolve_config(family, args, seed_kwargs)
+def build_model(family, seed_kwargs=None, *, units=None, **arguments):
+    """Validate a builder's ``arguments`` and build its Functional model.
 
+    ``arguments`` are `COMMON_ARGUMENTS` and the family's own; ``seed_kwargs``
+    the seed scripts' aliases.  ``units`` (for multi-domain networks) makes the
+    backbone's and head's layers from existing banks; by default the family's.
+    """
+    config = resolve_config(family, arguments, seed_kwargs or {})
+    return build_from_config(family, config, units)
+
+
+def build_from_config(family, config, units=None):
+    """The model of an already validated ``config`` (see `resolve_config`)."""
+    units = family.units(config) if units is None else units
     display_name, default_name = family.naming(config)
     if config["input_tensor"] is not None:
         inputs = config["input_tensor"]
     else:
         inputs = keras.Input(shape=config["input_shape"], name="input")
-    features = family.backbone(inputs, config["blocks_per_group"], config)
-    outputs = classifier_head(
-        features,
-        config["include_top"],
-        config["pooling"],
-        config["classes"],
-        config["classifier_activation"],
-    )
+    features = family.backbone(inputs, config, units)
+    outputs = classifier_head(features, config["include_top"], config["pooling"], config["classes"],
+                              config["classifier_activation"], units)
     model_inputs = inputs
     if config["input_tensor"] is not None:
         model_inputs = keras.utils.get_source_inputs(inputs)
@@ -270,7 +267,7 @@ def build_model(family, args):
     if config["weights"] is not None:
         load_into(model, family, config)
     if config["compile"] and config["include_top"]:
-        compile_for_paper(model, family.key, config["weight_decay"], config["classifier_activation"])
+        compile_for_paper(model, family.optimizer, config["weight_decay"], config["classifier_activation"])
     if config["verbose"]:
         print(f"{display_name} created: {model.count_params():,} parameters.")
     return model
@@ -281,22 +278,18 @@ def load_into(model, family, config):
 
     As in keras.applications, a ``.weights.h5`` whose classifier width differs
     from ``classes``, or ``include_top=False``, loads every layer but the head:
-    the file's own architecture is rebuilt, loaded (Keras checks every shape)
-    and copied layer by layer (see `keras_wrn.weights.load_backbone`).
+    the file's own architecture is rebuilt with this family's configuration,
+    loaded (Keras checks every shape) and copied layer by layer (see
+    `keras_wrn.weights.load_backbone`).
     """
-    import inspect
-
-    from keras_wrn import models
-    from keras_wrn.weights import is_weights_name, load_backbone, resolve_weights, weight_file_classes
-
     path = os.fspath(config["weights"])
-    if is_weights_name(path):
-        path, entry = resolve_weights(path)  # size and sha256 checked before anything loads
+    if released.is_weights_name(path):
+        path, entry = released.resolve_weights(path)  # size and sha256 checked before anything loads
         for key, value in entry["arguments"].items():
-            if key in ("depth", "width") and config.get(key) != value:
+            if key not in ("classes", "input_shape") and config.get(key) != value:
                 raise ValueError(f"weights={entry['name']!r} are for {key}={value!r}, but the model has "
                                  f"{key}={config.get(key)!r}; build {entry['model']!r} to use them.")
-    file_classes = weight_file_classes(path) if path.endswith(".weights.h5") else None
+    file_classes = released.weight_file_classes(path) if path.endswith(".weights.h5") else None
     if not path.endswith(".weights.h5") or (config["include_top"] and file_classes == config["classes"]):
         try:
             model.load_weights(path)
@@ -304,24 +297,18 @@ def load_into(model, family, config):
             raise ValueError(f"weights={path!r}: does not fit {model.name}: {error}") from None
         return
 
-    builder = getattr(models, family.builder)
-    parameters = inspect.signature(builder).parameters
-    fixed = {key: config[key] for key in parameters if key in config and key not in (
-        "weights", "classes", "include_top", "compile", "input_tensor", "name", "pooling", "verbose")}
-    fixed["input_shape"] = tuple(model.input_shape[1:])
+    source_config = dict(config, weights=None, compile=False, input_tensor=None, name=None, pooling=None,
+                         verbose=0, input_shape=tuple(model.input_shape[1:]))
 
     def build_source(classes):
-        return builder(**fixed, classes=classes or 1, include_top=classes is not None, compile=False)
+        return build_from_config(family, dict(source_config, classes=classes or 1, include_top=classes is not None))
 
-    load_backbone(model, path, build_source)
+    released.load_backbone(model, path, build_source)
 
 
 def wide_group_filters(width):
     """Per-group widths of the CIFAR families: 16k, 32k, 64k."""
     return [16 * width, 32 * width, 64 * width]
-
-
-GROUP_STRIDES = (1, 2, 2)
 
 
 def depth_error(family_builder, depth, form, examples, extra=""):
@@ -331,6 +318,39 @@ def depth_error(family_builder, depth, form, examples, extra=""):
     )
 
 
-def stem_conv(x, name="stem_conv", filters=16):
+def cifar_configure(default_depth, default_width, blocks_per_group):
+    """``configure`` of the CIFAR families: depth, width and dropout defaults and checks.
+
+    ``blocks_per_group(depth, config)`` returns n or raises ``ValueError``; the
+    result is stored as ``config["blocks_per_group"]``.
+    """
+
+    def configure(builder, config):
+        if config["depth"] is None:
+            config["depth"] = default_depth
+        if config["width"] is None:
+            config["width"] = default_width
+        if config.get("dropout") is None:
+            config["dropout"] = 0.0
+        if not is_int(config["width"]) or config["width"] < 1:
+            raise ValueError(
+                f"{builder}: width={config['width']!r} is not allowed; the widening factor k must be "
+                "an integer >= 1."
+            )
+        dropout = config["dropout"]
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+            raise ValueError(
+                f"{builder}: dropout={dropout!r} is not allowed; expected a float in [0, 1)."
+            )
+        config["dropout"] = float(dropout)
+        # Depth last: its message may depend on the family options checked above.
+        if not is_int(config["depth"]):
+            raise ValueError(f"{builder}: depth={config['depth']!r} is not allowed; expected an integer.")
+        config["blocks_per_group"] = blocks_per_group(config["depth"], config)
+
+    return configure
+
+
+def stem_conv(x, name="stem_conv", filters=16, units=PLAIN):
     """The CIFAR stem: one bias-free 3x3 convolution to 16 channels."""
-    return conv2d(x, filters, 3, 1, name)
+    return units.conv(x, filters, 3, 1, name)

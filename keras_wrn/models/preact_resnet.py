@@ -13,11 +13,12 @@ bottleneck units from 164 layers on (many depths, e.g. 110 and 164, are of both
 forms, so the depth alone cannot decide).
 """
 
-from keras_wrn.blocks import bn_relu, residual_group
+from keras_wrn.blocks import PLAIN, bn_relu, residual_group
 from keras_wrn.models.base import (
     GROUP_STRIDES,
     Family,
     build_model,
+    cifar_configure,
     depth_error,
     stem_conv,
     wide_group_filters,
@@ -55,13 +56,14 @@ def preact_blocks_per_group(depth, options):
     return (depth - 2) // per_block
 
 
-def preact_backbone(x, blocks_per_group, config):
+def preact_backbone(x, config, units=PLAIN):
     """Stem, three stages, final BN-ReLU: ``(B, H, W, C) -> (B, H/4, W/4, 64k * expansion)``."""
     block = BLOCK_TYPES[resolve_block_type(config["depth"], config["block_type"])]
-    x = stem_conv(x)
+    x = stem_conv(x, units=units)
     for index, (filters, strides) in enumerate(zip(wide_group_filters(config["width"]), GROUP_STRIDES)):
-        x = residual_group(x, block, filters, blocks_per_group, strides, config["dropout"], f"group{index + 1}")
-    return bn_relu(x, "final")
+        x = residual_group(x, block, filters, config["blocks_per_group"], strides, config["dropout"],
+                           f"group{index + 1}", units=units)
+    return bn_relu(x, "final", units=units)
 
 
 def _seed_depth(n, options):
@@ -73,19 +75,6 @@ def _naming(config):
     depth, width = config["depth"], config["width"]
     suffix = f"-w{width}" if width > 1 else ""
     return f"PreAct-ResNet-{depth}{suffix}", f"preact_resnet_{depth}" + suffix.replace("-", "_")
-
-
-PREACT = Family(
-    key="preact",
-    builder="create_pre_activation_resnet",
-    default_depth=164,
-    default_width=1,
-    default_weight_decay=1e-4,
-    blocks_per_group=preact_blocks_per_group,
-    seed_depth=_seed_depth,
-    backbone=preact_backbone,
-    naming=_naming,
-)
 
 
 def create_pre_activation_resnet(
@@ -130,4 +119,20 @@ def create_pre_activation_resnet(
     Returns:
         A `keras.Model`; output ``(B, classes)`` with ``include_top``.
     """
-    return build_model(PREACT, locals())
+    return build_model(
+        PREACT, seed_kwargs, input_shape=input_shape, classes=classes, depth=depth, width=width,
+        block_type=block_type, dropout=dropout, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        pooling=pooling, classifier_activation=classifier_activation, weight_decay=weight_decay, name=name,
+        compile=compile,
+    )
+
+
+PREACT = Family(
+    builder=create_pre_activation_resnet,
+    optimizer="preact",
+    configure=cifar_configure(default_depth=164, default_width=1, blocks_per_group=preact_blocks_per_group),
+    backbone=preact_backbone,
+    naming=_naming,
+    default_weight_decay=1e-4,
+    seed_depth=_seed_depth,
+)

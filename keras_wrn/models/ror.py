@@ -26,11 +26,12 @@ and 3 has a strided convolution.
 
 from keras import layers
 
-from keras_wrn.blocks import batch_norm, bn_relu, conv2d, residual_group
+from keras_wrn.blocks import PLAIN, bn_relu, residual_group
 from keras_wrn.models.base import (
     GROUP_STRIDES,
     Family,
     build_model,
+    cifar_configure,
     depth_error,
     stem_conv,
     wide_group_filters,
@@ -53,31 +54,30 @@ def pre_ror_blocks_per_group(depth, options=None):
     return (depth - 4) // 6
 
 
-def _projection(x, filters, strides, name, with_bn):
-    y = conv2d(x, filters, 1, strides, f"{name}_conv")
-    return batch_norm(y, f"{name}_bn") if with_bn else y
+def _projection(x, filters, strides, name, with_bn, units):
+    y = units.conv(x, filters, 1, strides, f"{name}_conv")
+    return units.bn(y, f"{name}_bn") if with_bn else y
 
 
-def ror3_backbone(x, blocks_per_group, config, preact):
+def ror3_backbone(x, config, units=PLAIN, preact=False):
     """RoR-3 trunk: ``(B, H, W, C) -> (B, H/4, W/4, 64k)``, after the final activation."""
     filters_per_group = wide_group_filters(config["width"])
-    x = stem_conv(x)
+    x = stem_conv(x, units=units)
     if not preact:
-        x = bn_relu(x, "stem")
-    root = _projection(x, filters_per_group[-1], 4, "root_shortcut", with_bn=not preact)
+        x = bn_relu(x, "stem", units=units)
+    root = _projection(x, filters_per_group[-1], 4, "root_shortcut", not preact, units)
     block = "preact_basic" if preact else "postact_basic"
     for index, (filters, strides) in enumerate(zip(filters_per_group, GROUP_STRIDES)):
         name = f"group{index + 1}"
-        level2 = _projection(x, filters, strides, f"{name}_shortcut", with_bn=not preact)
-        x = residual_group(
-            x, block, filters, blocks_per_group, strides, config["dropout"], name, activate_last=preact
-        )
+        level2 = _projection(x, filters, strides, f"{name}_shortcut", not preact, units)
+        x = residual_group(x, block, filters, config["blocks_per_group"], strides, config["dropout"], name,
+                           activate_last=preact, units=units)
         x = layers.Add(name=f"{name}_shortcut_add")([x, level2])
         if index == len(filters_per_group) - 1:
             x = layers.Add(name="root_shortcut_add")([x, root])
         if not preact:
             x = layers.ReLU(name=f"{name}_out")(x)
-    return bn_relu(x, "final") if preact else x
+    return bn_relu(x, "final", units=units) if preact else x
 
 
 def _ror_naming(config):
@@ -88,32 +88,6 @@ def _ror_naming(config):
 def _pre_ror_naming(config):
     depth, width = config["depth"], config["width"]
     return f"RoR-3-WRN-{depth}-{width}", f"ror3_wrn_{depth}_{width}"
-
-
-ROR = Family(
-    key="ror",
-    builder="create_residual_of_residual",
-    default_depth=110,
-    default_width=1,
-    default_weight_decay=1e-4,
-    blocks_per_group=ror_blocks_per_group,
-    # The seed's N gave n = 9N - 1 blocks per group (N=2: RoR-3-110).
-    seed_depth=lambda n, options: 6 * (9 * n - 1) + 8,
-    backbone=lambda x, n, config: ror3_backbone(x, n, config, preact=False),
-    naming=_ror_naming,
-)
-
-PRE_ROR = Family(
-    key="pre_ror",
-    builder="create_pre_residual_of_residual",
-    default_depth=40,
-    default_width=2,
-    default_weight_decay=5e-4,
-    blocks_per_group=pre_ror_blocks_per_group,
-    seed_depth=lambda n, options: 6 * n + 4,
-    backbone=lambda x, n, config: ror3_backbone(x, n, config, preact=True),
-    naming=_pre_ror_naming,
-)
 
 
 def create_residual_of_residual(
@@ -147,7 +121,11 @@ def create_residual_of_residual(
     Returns:
         A `keras.Model`; output ``(B, classes)`` with ``include_top``.
     """
-    return build_model(ROR, locals())
+    return build_model(
+        ROR, seed_kwargs, input_shape=input_shape, classes=classes, depth=depth, width=width, dropout=dropout,
+        include_top=include_top, weights=weights, input_tensor=input_tensor, pooling=pooling,
+        classifier_activation=classifier_activation, weight_decay=weight_decay, name=name, compile=compile,
+    )
 
 
 def create_pre_residual_of_residual(
@@ -181,4 +159,30 @@ def create_pre_residual_of_residual(
     Returns:
         A `keras.Model`; output ``(B, classes)`` with ``include_top``.
     """
-    return build_model(PRE_ROR, locals())
+    return build_model(
+        PRE_ROR, seed_kwargs, input_shape=input_shape, classes=classes, depth=depth, width=width, dropout=dropout,
+        include_top=include_top, weights=weights, input_tensor=input_tensor, pooling=pooling,
+        classifier_activation=classifier_activation, weight_decay=weight_decay, name=name, compile=compile,
+    )
+
+
+ROR = Family(
+    builder=create_residual_of_residual,
+    optimizer="ror",
+    configure=cifar_configure(default_depth=110, default_width=1, blocks_per_group=ror_blocks_per_group),
+    backbone=lambda x, config, units: ror3_backbone(x, config, units, preact=False),
+    naming=_ror_naming,
+    default_weight_decay=1e-4,
+    # The seed's N gave n = 9N - 1 blocks per group (N=2: RoR-3-110).
+    seed_depth=lambda n, config: 6 * (9 * n - 1) + 8,
+)
+
+PRE_ROR = Family(
+    builder=create_pre_residual_of_residual,
+    optimizer="pre_ror",
+    configure=cifar_configure(default_depth=40, default_width=2, blocks_per_group=pre_ror_blocks_per_group),
+    backbone=lambda x, config, units: ror3_backbone(x, config, units, preact=True),
+    naming=_pre_ror_naming,
+    default_weight_decay=5e-4,
+    seed_depth=lambda n, config: 6 * n + 4,
+)

@@ -9,11 +9,12 @@ Depth counts the stem, 6n block convs, the two strided projections and the
 classifier (hence 6n + 4).
 """
 
-from keras_wrn.blocks import bn_relu, residual_group
+from keras_wrn.blocks import PLAIN, bn_relu, residual_group
 from keras_wrn.models.base import (
     GROUP_STRIDES,
     Family,
     build_model,
+    cifar_configure,
     depth_error,
     stem_conv,
     wide_group_filters,
@@ -27,32 +28,22 @@ def wrn_blocks_per_group(depth, options=None):
     return (depth - 4) // 6
 
 
-def wrn_backbone(x, blocks_per_group, config):
-    """Stem, three groups, final BN-ReLU: ``(B, H, W, C) -> (B, H/4, W/4, 64k)``."""
-    x = stem_conv(x)
+def wrn_backbone(x, config, units=PLAIN):
+    """Stem, three groups, final BN-ReLU: ``(B, H, W, C) -> (B, H/4, W/4, 64k)``.
+
+    ``units`` makes the convolutions and BNs: plain layers, or shared convs
+    with per-domain adapters and BNs (WRN-RAM, `keras_wrn.models.wrn_ram`).
+    """
+    x = stem_conv(x, units=units)
     for index, (filters, strides) in enumerate(zip(wide_group_filters(config["width"]), GROUP_STRIDES)):
-        x = residual_group(
-            x, "preact_basic", filters, blocks_per_group, strides, config["dropout"], f"group{index + 1}"
-        )
-    return bn_relu(x, "final")
+        x = residual_group(x, "preact_basic", filters, config["blocks_per_group"], strides, config["dropout"],
+                           f"group{index + 1}", units=units)
+    return bn_relu(x, "final", units=units)
 
 
 def _naming(config):
     depth, width = config["depth"], config["width"]
     return f"WRN-{depth}-{width}", f"wrn_{depth}_{width}"
-
-
-WRN = Family(
-    key="wrn",
-    builder="create_wide_residual_network",
-    default_depth=28,
-    default_width=10,
-    default_weight_decay=5e-4,
-    blocks_per_group=wrn_blocks_per_group,
-    seed_depth=lambda n, options: 6 * n + 4,
-    backbone=wrn_backbone,
-    naming=_naming,
-)
 
 
 def create_wide_residual_network(
@@ -83,7 +74,8 @@ def create_wide_residual_network(
         dropout: rate in [0, 1) between the two 3x3 convs of each block;
             defaults to 0.0 (the paper uses 0.3 on CIFAR, 0.4 on SVHN).
         include_top: whether to add global pooling + ``Dense(classes)``.
-        weights: None, or the path of a ``.weights.h5`` / ``.keras`` file.
+        weights: None, a released weights name (`keras_wrn.list_weights`), or
+            the path of a ``.weights.h5`` / ``.keras`` file.
         input_tensor: optional Keras tensor to use as the model input.
         pooling: None, ``"avg"`` or ``"max"``. With ``include_top=False``,
             None returns the ``(B, H/4, W/4, 64k)`` feature map and the others a
@@ -108,4 +100,19 @@ def create_wide_residual_network(
         >>> model = create_wide_residual_network(classes=100, depth=28, width=10)
         >>> seed = create_wide_residual_network((32, 32, 3), nb_classes=100, N=4, k=10)
     """
-    return build_model(WRN, locals())
+    return build_model(
+        WRN, seed_kwargs, input_shape=input_shape, classes=classes, depth=depth, width=width, dropout=dropout,
+        include_top=include_top, weights=weights, input_tensor=input_tensor, pooling=pooling,
+        classifier_activation=classifier_activation, weight_decay=weight_decay, name=name, compile=compile,
+    )
+
+
+WRN = Family(
+    builder=create_wide_residual_network,
+    optimizer="wrn",
+    configure=cifar_configure(default_depth=28, default_width=10, blocks_per_group=wrn_blocks_per_group),
+    backbone=wrn_backbone,
+    naming=_naming,
+    default_weight_decay=5e-4,
+    seed_depth=lambda n, config: 6 * n + 4,
+)

@@ -1,0 +1,65 @@
+"""`load_data`: the arrays of a ``--data`` directory, whichever of the supported layouts it has.
+
+A directory is recognised, in this order, as
+
+1. the official CIFAR python batches: it is, or contains, ``cifar-10-batches-py``
+   or ``cifar-100-python`` (read by `keras_wrn.data.cifar`);
+2. image folders: one ``<split>/<class>/`` tree per requested split, such as the
+   extracted cifar10-jpeg archive (read by `keras_wrn.data.folders`).
+
+``SAMPLE_NAME`` names the small CIFAR-10 JPEG sample shipped inside the package
+at ``SAMPLE_DIR`` (its test split only): ``load_data(SAMPLE_NAME, splits=("test",))``
+reads it when no directory of that name exists, so examples and release checks
+run offline.
+"""
+
+import os
+
+from keras_wrn.data.cifar import CIFAR_LAYOUT, cifar_class_names, load_cifar
+from keras_wrn.data.folders import load_image_folder
+
+__all__ = ["SAMPLE_DIR", "SAMPLE_NAME", "load_data"]
+
+SAMPLE_NAME = "cifar10-jpeg-sample"
+SAMPLE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", SAMPLE_NAME)
+
+DEFAULT_IMAGE_SIZE = (32, 32)
+
+
+def load_data(data, splits=("train", "test"), image_size=None):
+    """Arrays of the requested splits from a CIFAR batch directory or an image-folder tree.
+
+    ``data`` may be (or contain) ``cifar-10-batches-py`` / ``cifar-100-python``,
+    or hold ``train/<class>/`` and ``test/<class>/`` image folders (such as the
+    extracted cifar10-jpeg archive), images resized to ``image_size`` (default 32x32).
+    ``SAMPLE_NAME`` stands for the bundled sample unless a directory has that name.
+
+    Returns:
+        dict with ``x_<split>, y_<split>`` per split, ``class_names`` and ``format``
+        (``"cifar10"``, ``"cifar100"`` or ``"image-folder"``).
+
+    Raises:
+        ValueError: ``data`` is not a directory, or holds none of the layouts above.
+    """
+    data = os.fspath(data)
+    if data == SAMPLE_NAME and not os.path.isdir(data):
+        data = SAMPLE_DIR
+    if not os.path.isdir(data):
+        raise ValueError(f"--data {data!r} is not a directory.")
+    result = {}
+    for dataset, (dirname, _, _, _) in CIFAR_LAYOUT.items():
+        if os.path.basename(os.path.normpath(data)) == dirname or os.path.isdir(os.path.join(data, dirname)):
+            for split in splits:
+                result[f"x_{split}"], result[f"y_{split}"] = load_cifar(dataset, split, data)
+            return dict(result, class_names=cifar_class_names(dataset, data), format=dataset)
+    folders = {split: os.path.join(data, split) for split in splits}
+    if all(os.path.isdir(folder) for folder in folders.values()):
+        size = tuple(image_size) if image_size else DEFAULT_IMAGE_SIZE
+        names = None  # the first split's classes; later splits must have the same
+        for split, folder in folders.items():
+            result[f"x_{split}"], result[f"y_{split}"], names = load_image_folder(folder, size, class_names=names)
+        return dict(result, class_names=names, format="image-folder")
+    raise ValueError(
+        f"--data {data!r}: expected cifar-10-batches-py/ or cifar-100-python/ (the official python "
+        f"batches), or {', '.join(split + '/<class>/' for split in splits)} image folders."
+    )

@@ -1,0 +1,106 @@
+"""Evaluation: top-1 error, per-class accuracy and the confusion matrix of weights on a data split."""
+
+import os
+
+import numpy as np
+
+from keras_wrn.data import load_data
+from keras_wrn.io import atomic_write
+from keras_wrn.registry import model_args
+from keras_wrn.training.loop import build_for_run
+from keras_wrn.training.normalization import normalise, pipeline
+from keras_wrn.training.rundir import read_run_beside
+from keras_wrn.weights import is_weights_name, resolve_weights
+
+__all__ = ["evaluate", "plot_confusion"]
+
+
+def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_png=None, image_size=None,
+             limit=None):
+    """Top-1 error of ``weights`` on a split of ``data``, and its confusion matrix.
+
+    ``weights`` is a ``.weights.h5`` file or a released weights name
+    (`keras_wrn.weights`).  Preprocessing: released weights use their manifest's
+    statistics; when ``weights`` lies in a run directory of `train`
+    (``run.json`` beside it), that run's normalisation and class names are
+    used and checked against ``model_name`` and the data; otherwise the
+    per-channel mean/std of the data's training split.
+
+    Returns:
+        dict with ``top1_error`` (fraction), ``accuracy``, ``images``,
+        ``per_class_accuracy``, ``confusion_matrix`` (rows: true class),
+        ``class_names`` and what was evaluated.
+    """
+    from sklearn.metrics import confusion_matrix  # deferred: scikit-learn, needed only here
+
+    model_args(model_name)
+    weights = os.fspath(weights)
+    if is_weights_name(weights):
+        weights, entry = resolve_weights(weights)
+        preprocessing = entry["preprocessing"]
+        run = dict(model=entry["model"], class_names=entry["class_names"], image_shape=preprocessing["input_shape"],
+                   normalization="meanstd", mean=preprocessing["mean"], std=preprocessing["std"])
+        origin = f"released weights {entry['name']!r}"
+    elif not os.path.isfile(weights):
+        raise FileNotFoundError(f"--weights {weights!r}: no such file (nor a released weights name).")
+    else:
+        run, origin = read_run_beside(weights), "a run of model"
+    if run is not None and run.get("model") != model_name:
+        raise ValueError(f"--weights {weights!r} belongs to {origin} {run.get('model')!r}, not {model_name!r}.")
+    if run is not None and image_size is None and run.get("image_shape"):
+        image_size = run["image_shape"][:2]
+    needs_train = run is None  # no stored statistics: the training split's
+    arrays = load_data(data, splits=(split, "train") if needs_train and split != "train" else (split,),
+                       image_size=image_size)
+    names = arrays["class_names"]
+    if run is not None and run.get("class_names") != names:
+        raise ValueError(f"--data {data!r} has classes {names}, but {weights} was trained on {run['class_names']}.")
+    config = run or {"normalization": "meanstd"}
+    zca = None
+    if run is None:
+        flat = arrays["x_train"].reshape(-1, arrays["x_train"].shape[-1])
+        config = dict(config, mean=flat.mean(axis=0).tolist(), std=flat.std(axis=0).tolist())
+    elif config.get("normalization") == "zca":
+        zca = normalise(config, os.path.dirname(os.path.abspath(weights)), None, write=False)
+    images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    model = build_for_run(model_name, len(names), images.shape[1:], None)
+    try:
+        model.load_weights(weights)
+    except ValueError as error:
+        raise ValueError(f"--weights {weights!r}: does not fit {model_name} with {len(names)} classes: {error}") from None
+    dataset = pipeline(images, labels, batch_size, config, zca)
+    predictions = np.argmax(model.predict(dataset, verbose=0), axis=-1)
+    matrix = confusion_matrix(labels, predictions, labels=list(range(len(names))))
+    accuracy = float(np.trace(matrix) / max(1, matrix.sum()))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.diag(matrix) / matrix.sum(axis=1)
+    result = dict(model=model_name, weights=os.path.abspath(weights), data=os.path.abspath(data), split=split,
+                  images=int(len(labels)), accuracy=accuracy, top1_error=1.0 - accuracy,
+                  per_class_accuracy={n: (None if np.isnan(a) else float(a)) for n, a in zip(names, per_class)},
+                  confusion_matrix=matrix.tolist(), class_names=names)
+    if confusion_png:
+        title = f"{model_name} on {os.path.basename(os.path.normpath(data))} {split}: top-1 error {100 * (1 - accuracy):.2f}%"
+        plot_confusion(confusion_png, matrix, names, title)
+        result["confusion_png"] = os.path.abspath(confusion_png)
+    return result
+
+
+def plot_confusion(path, matrix, class_names, title):
+    """The confusion matrix as a PNG (counts printed in the cells up to 20 classes)."""
+    import matplotlib  # deferred: Matplotlib, needed only for the plot
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay  # deferred: scikit-learn, needed only here
+
+    size = max(5.0, 0.45 * len(class_names) + 2)
+    figure, axis = plt.subplots(figsize=(size, size))
+    display = ConfusionMatrixDisplay(matrix, display_labels=class_names)
+    display.plot(ax=axis, cmap="Blues", colorbar=False, xticks_rotation="vertical",
+                 include_values=len(class_names) <= 20, values_format="d")
+    axis.set_title(title)
+    figure.tight_layout()
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=80))
+    plt.close(figure)

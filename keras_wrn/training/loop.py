@@ -1,0 +1,178 @@
+"""The training loop: `train` a registry model with one of the papers' recipes into a run directory.
+
+Training runs one ``model.fit`` call per epoch on a dataset whose shuffle and
+augmentation seeds are derived from ``(seed, epoch)``, so an epoch's batches
+do not depend on how many epochs this process has already run; each epoch is
+then committed to the run directory (`keras_wrn.training.rundir`).  Together
+they make ``resume=True`` continue a killed run to the same weights, bit for
+bit, as an uninterrupted one.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+
+import keras
+
+from keras_wrn.data import load_data
+from keras_wrn.optimizers import CoupledWeightDecaySGD
+from keras_wrn.provenance import machine_description, source_commit
+from keras_wrn.recipes import get_recipe, learning_rate_schedule
+from keras_wrn.registry import create_model, model_args
+from keras_wrn.training import rundir
+from keras_wrn.training.distribute import (
+    is_chief,
+    make_strategy,
+    multi_worker_fit_workaround,
+    synchronize_batch_norm,
+)
+from keras_wrn.training.normalization import check_normalization, normalise, pipeline
+from keras_wrn.weights import HEAD_LAYERS, load_backbone
+
+__all__ = ["build_for_run", "outputs_logits", "train"]
+
+TEST_BATCH_SIZE = 500
+
+
+def outputs_logits(model):
+    """Whether ``model`` ends in logits (ResNet-26, converted PyTorch heads) rather than a softmax."""
+    activation = getattr(model.layers[-1], "activation", None)
+    return activation is not keras.activations.softmax
+
+
+def build_for_run(model_name, classes, input_shape, dropout):
+    """The uncompiled model of a run: ``classes`` outputs, the run's dropout (None: the model's default)."""
+    kwargs = {"dropout": dropout} if dropout is not None else {}
+    return create_model(model_name, classes=classes, input_shape=input_shape, compile=False, **kwargs)
+
+
+def _build_headless(model_name, input_shape):
+    return create_model(model_name, include_top=False, input_shape=input_shape, compile=False)
+
+
+def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None, seed=0, resume=False,
+          dropout=None, limit_train=None, verbose=1, *, init_weights=None, freeze_backbone=False,
+          normalization="meanstd", image_size=None, distribute=None, command=None, on_commit=None):
+    """Train ``model_name`` (a registry name) on ``data`` into ``out_dir``; see `keras_wrn.training`.
+
+    Args:
+        recipe: a name from `keras_wrn.recipes.RECIPES`; ``epochs`` scales its schedule.
+        batch_size: the global batch; defaults to the recipe's (128).
+        resume: continue the run in ``out_dir`` from its last completed epoch.
+            Without it, an ``out_dir`` that already holds a run is refused (never overwritten).
+        limit_train: use only the first N training images (quick runs and tests).
+        init_weights: fine-tuning: a ``.weights.h5`` of the same architecture
+            (any classifier width); its backbone is loaded, the head is new.
+        freeze_backbone: train only the new head (frozen BatchNorms run in
+            inference mode, as Keras does for ``trainable=False``).
+        normalization: ``"meanstd"`` (per channel, from the training images) or
+            ``"zca"`` (whitening as in WRN v1, stored as ``zca.npz`` in the run).
+        image_size: ``(H, W)`` image folders are resized to (default 32x32).
+        distribute: ``None``, ``"mirrored"`` or ``"multi-worker"`` (see `make_strategy`).
+            With more than one replica, BatchNorm statistics are synchronised
+            across replicas so a step equals a single-device step on the same
+            global batch; only the chief worker writes ``out_dir``.
+        command: the command line to record in ``run.json`` (provenance).
+        on_commit: optional ``on_commit(stage, epoch)`` called in every process
+            at each point of an epoch's commit, `rundir.COMMIT_STAGES`
+            (``"weights-written"``: the epoch's weights are on disk but
+            ``state.json`` still names the previous epoch; ``"state-committed"``;
+            ``"logs-written"``), with ``epoch`` counted from 1.  Tests use it to
+            kill a run at a known point of the protocol; an exception it raises
+            stops training there, as a crash would.
+
+    Returns:
+        The list of per-epoch history rows (dicts).
+    """
+    recipe = get_recipe(recipe)
+    model_args(model_name)  # unknown names fail before any data is read
+    epochs = recipe.epochs if epochs is None else epochs
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"--epochs {epochs!r}: expected an integer >= 1.")
+    check_normalization(normalization)
+    if freeze_backbone and not init_weights:
+        raise ValueError("--freeze-backbone needs --weights (the backbone to freeze).")
+    if init_weights is not None:
+        init_weights = os.path.abspath(os.fspath(init_weights))
+        if not os.path.isfile(init_weights):
+            raise FileNotFoundError(f"--weights {init_weights!r}: no such file.")
+    batch_size = batch_size or recipe.batch_size
+    strategy = make_strategy(distribute)
+    chief = is_chief(strategy)
+    out_dir = os.fspath(out_dir)
+    has_run = rundir.has_run(out_dir)
+    if chief and has_run and not resume:
+        raise ValueError(f"--out {out_dir!r} already holds a run (run.json); pass --resume or choose another --out.")
+    if resume and not has_run:
+        raise ValueError(f"--resume: {out_dir!r} holds no run (no run.json) to resume.")
+    # Only the chief writes the run; other workers write to a scratch directory.
+    write_dir = out_dir if chief else tempfile.mkdtemp(prefix="keras-wrn-worker-")
+
+    arrays = load_data(data, image_size=image_size)
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    if limit_train:
+        x_train, y_train = x_train[:limit_train], y_train[:limit_train]
+    config = dict(model=model_name, data=os.path.abspath(data), recipe=recipe.name, epochs=epochs,
+                  batch_size=batch_size, seed=seed, dropout=dropout, class_names=arrays["class_names"],
+                  limit_train=limit_train, normalization=normalization, init_weights=init_weights,
+                  freeze_backbone=bool(freeze_backbone), image_shape=list(x_train.shape[1:]),
+                  distribute=distribute or "none", command=command, commit=source_commit(),
+                  machine=machine_description(), started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    if resume:
+        config = rundir.check_resume(out_dir, config)
+    os.makedirs(write_dir, exist_ok=True)
+    zca = normalise(config, out_dir if resume else write_dir, x_train, write=True)
+
+    keras.utils.set_random_seed(seed)
+    image_shape = x_train.shape[1:]
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        model = build_for_run(model_name, len(arrays["class_names"]), image_shape, dropout)
+        synchronize_batch_norm(model, strategy)
+        if init_weights and not resume:
+            load_backbone(model, init_weights, lambda classes: build_for_run(
+                model_name, classes, image_shape, dropout) if classes else _build_headless(model_name, image_shape))
+        if freeze_backbone:
+            for layer in model.layers:
+                layer.trainable = layer.name in HEAD_LAYERS
+        steps_per_epoch = -(-len(x_train) // batch_size)
+        schedule = learning_rate_schedule(recipe, steps_per_epoch, epochs)
+        optimizer = CoupledWeightDecaySGD(
+            learning_rate=schedule,
+            momentum=recipe.momentum, nesterov=recipe.nesterov, l2=recipe.weight_decay,
+        )
+        model.compile(optimizer=optimizer, metrics=["accuracy"],
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)))
+        model.build((None,) + image_shape)
+        optimizer.build(model.trainable_variables)
+
+        state = rundir.read_state(out_dir) if resume else None
+        if state is not None:
+            model.load_weights(os.path.join(out_dir, state["checkpoint"]))
+            rundir.restore_seed_states(model, state["seed_states"])
+        else:
+            state = rundir.initial_state()
+            if not resume:
+                rundir.write_run(write_dir, config)
+
+        # fit runs inside the scope: MultiWorkerMirroredStrategy needs it to distribute the data.
+        test = pipeline(arrays["x_test"], arrays["y_test"], TEST_BATCH_SIZE, config, zca)
+        tensorboard = keras.callbacks.TensorBoard(os.path.join(write_dir, "tensorboard"), write_graph=False)
+        for epoch in range(state["completed_epochs"], epochs):
+            started = time.perf_counter()
+            learning_rate = float(keras.ops.convert_to_numpy(schedule(epoch * steps_per_epoch)))
+            if verbose and chief:  # Keras' own line reads "Epoch k/k": one fit call per epoch
+                print(f"epoch {epoch + 1}/{epochs}, learning rate {learning_rate:g}", flush=True)
+            train_set = pipeline(x_train, y_train, batch_size, config, zca, recipe.augmentation,
+                                 shuffle=True, seed=rundir.epoch_seed(seed, epoch))
+            with multi_worker_fit_workaround(model, strategy):  # changes nothing unless multi-worker
+                result = model.fit(train_set, validation_data=test, initial_epoch=epoch, epochs=epoch + 1,
+                                   callbacks=[tensorboard], shuffle=False, verbose=verbose)
+            row = {"epoch": epoch + 1, "learning_rate": learning_rate}
+            row.update({key: float(values[-1]) for key, values in result.history.items()})
+            rundir.commit_epoch(write_dir, model, state, row, time.perf_counter() - started, on_commit)
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+    return state["history"]
