@@ -116,8 +116,8 @@ def run_workers(args, count, logs, timeout=300):
 
 # A distributed step sums the two halves' gradients in another order than one device does, so
 # each step differs by float32 round-off (`test_one_mirrored_step_is_the_single_device_step` pins
-# that: < 1e-3 of the step, 6.5e-5 measured), and later steps amplify it, the more the higher the
-# learning rate.  With the wrn recipe (lr 0.1) two epochs on a 2-core Xeon (AVX-512, AMX) ended
+# that: < 2e-2 of each variable's step, 6.6e-5 to 2.8e-3 measured), and later steps amplify it,
+# the more the higher the learning rate.  With the wrn recipe (lr 0.1) two epochs on a 2-core Xeon (AVX-512, AMX) ended
 # 1.2e-4 (training loss) and 3e-3 (test loss) apart, 2026-11-26, although a 2-core EPYC had agreed
 # within 2e-5; with the finetune recipe both stayed within 4.3e-5 on the Xeon.  Accuracies and
 # learning rates must agree exactly.
@@ -140,6 +140,7 @@ from keras_wrn.optimizers import CoupledWeightDecaySGD
 from keras_wrn.training.distribute import make_strategy, synchronize_batch_norm, use_cpu_devices
 
 use_cpu_devices(2)
+keras.utils.set_random_seed(0)
 rng = np.random.default_rng(0)
 x = (3 + 2 * rng.normal(size=(16, 32, 32, 3))).astype("float32")
 y = rng.integers(0, 3, 16)
@@ -177,8 +178,10 @@ def test_one_mirrored_step_is_the_single_device_step(tmp_path):
                          env=dict(QUIET, KERAS_WRN_FUSED_BATCH_NORM="0"))
     assert out.returncode == 0, out.stderr[-3000:]
     worst = float(out.stdout.split("WORST")[1])
-    # Every weight, BN scale/offset and moving statistic moved by the same update to round-off.
-    assert worst < 1e-3
+    # Every weight, BN scale/offset and moving statistic moved by the same update to round-off: worst
+    # 6.6e-5 to 2.8e-3 of a variable's step over random initialisations (summing another order, net
+    # steps with cancellation); unsynchronised BN statistics put it at 0.84.
+    assert worst < 2e-2
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import keras
 from keras import layers
 
 from keras_wrn import weights as released
-from keras_wrn.blocks import PLAIN
+from keras_wrn.blocks import ADAPTERS, PLAIN, AdapterUnits, LayerBank
 from keras_wrn.optimizers import paper_optimizer, validate_l2
 
 DEFAULT_INPUT_SHAPE = (32, 32, 3)
@@ -354,3 +354,25 @@ def cifar_configure(default_depth, default_width, blocks_per_group):
 def stem_conv(x, name="stem_conv", filters=16, units=PLAIN):
     """The CIFAR stem: one bias-free 3x3 convolution to 16 channels."""
     return units.conv(x, filters, 3, 1, name)
+
+
+def validate_adapter(builder, adapter):
+    """Families with residual adapters (ResNet-26, WRN-RAM): None, "series" or "parallel"."""
+    if adapter not in ADAPTERS:
+        raise ValueError(f"{builder}: adapter={adapter!r} is not allowed; expected one of {list(ADAPTERS)}.")
+
+
+def validate_positions(builder, positions):
+    """Which convolutions get adapters: "all", or shell patterns over conv names."""
+    if positions == "all":
+        return
+    patterns = [positions] if isinstance(positions, str) else positions
+    if not isinstance(patterns, (list, tuple)) or not patterns or not all(isinstance(p, str) for p in patterns):
+        raise ValueError(f"{builder}: positions={positions!r} is not allowed; expected 'all' or shell patterns "
+                         "over conv unit names such as 'stage3_*'.")
+
+
+def adapter_units(config):
+    """Fresh banks for one network; the shared convolutions train unless frozen (``train_shared=False``)."""
+    return AdapterUnits(LayerBank(trainable=config.get("train_shared", True)), LayerBank(), config["adapter"],
+                        config["positions"])

@@ -17,8 +17,8 @@ source network and the ``scratch`` / ``finetune`` modes.  The multi-domain form,
 built by the same backbone from shared layer banks.
 """
 
-from keras_wrn.blocks import ADAPTERS, AdapterUnits, LayerBank, bn_relu, conv_bn, resnet26_basic_block
-from keras_wrn.models.base import Family, build_model
+from keras_wrn.blocks import bn_relu, conv_bn, resnet26_basic_block
+from keras_wrn.models.base import Family, adapter_units, build_model, validate_adapter, validate_positions
 from keras_wrn.optimizers import ADAPTER_WEIGHT_DECAY
 
 RESNET26_LAYOUT = dict(stem=32, widths=(64, 128, 256), blocks=(4, 4, 4), strides=(2, 2, 2))
@@ -30,20 +30,6 @@ def resnet26_spec(width_factor=1.0):
         raise ValueError(f"width_factor={width_factor!r} is not allowed; expected a number > 0.")
     return dict(RESNET26_LAYOUT, architecture="resnet26", stem=int(RESNET26_LAYOUT["stem"] * width_factor),
                 widths=tuple(int(w * width_factor) for w in RESNET26_LAYOUT["widths"]))
-
-
-def validate_adapter(builder, adapter):
-    if adapter not in ADAPTERS:
-        raise ValueError(f"{builder}: adapter={adapter!r} is not allowed; expected one of {list(ADAPTERS)}.")
-
-
-def validate_positions(builder, positions):
-    if positions == "all":
-        return
-    patterns = [positions] if isinstance(positions, str) else positions
-    if not isinstance(patterns, (list, tuple)) or not patterns or not all(isinstance(p, str) for p in patterns):
-        raise ValueError(f"{builder}: positions={positions!r} is not allowed; expected 'all' or shell patterns "
-                         "over conv unit names such as 'stage3_*'.")
 
 
 def _configure(builder, config):
@@ -63,12 +49,6 @@ def resnet26_backbone(x, config, units):
         for block in range(1, count + 1):
             x = resnet26_basic_block(x, filters, stride if block == 1 else 1, f"stage{stage}_block{block}", units)
     return bn_relu(x, "final", units=units)
-
-
-def adapter_units(config):
-    """Fresh banks for one network; the shared convolutions train unless frozen (``train_shared=False``)."""
-    return AdapterUnits(LayerBank(trainable=config.get("train_shared", True)), LayerBank(), config["adapter"],
-                        config["positions"])
 
 
 def _naming(config):

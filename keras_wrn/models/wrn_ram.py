@@ -7,8 +7,14 @@ what every domain shares) unless ``train_shared``; BNs, adapters and the head
 train.  The multi-domain form is `keras_wrn.adapters.wrn_ram(..., domains=...)`.
 """
 
-from keras_wrn.models.base import Family, build_model, cifar_configure
-from keras_wrn.models.resnet26 import adapter_units, validate_adapter, validate_positions
+from keras_wrn.models.base import (
+    Family,
+    adapter_units,
+    build_model,
+    cifar_configure,
+    validate_adapter,
+    validate_positions,
+)
 from keras_wrn.models.wrn import wrn_backbone, wrn_blocks_per_group
 from keras_wrn.optimizers import ADAPTER_WEIGHT_DECAY
 
