@@ -7,12 +7,57 @@ Builders return Functional `keras.Model`s, compiled with the papers' optimizer:
 >>> stats = keras_wrn.summary(model)
 
 The names below are imported on first use, so ``import keras_wrn`` (and the
-``keras-wrn`` command) does not load TensorFlow before it is needed.
+``keras-wrn`` command) does not load TensorFlow before it is needed.  The
+package's Keras objects (its BatchNormalization, ChannelZeroPad,
+SpatialSubsample, CoupledWeightDecaySGD) are registered with Keras as soon as
+Keras is imported, before or after ``import keras_wrn``, so
+``keras.saving.load_model`` reads any keras_wrn ``.keras`` file in a new process.
 """
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 __version__ = "0.1.0"
+
+# Modules whose import registers keras_wrn's serializable classes with Keras.
+_SERIALIZABLE_MODULES = ("keras_wrn.blocks", "keras_wrn.optimizers")
+
+
+def _register_serializables():
+    for module in _SERIALIZABLE_MODULES:
+        importlib.import_module(module)
+
+
+class _AfterKerasImport(importlib.abc.MetaPathFinder):
+    """Registers keras_wrn's classes right after Keras itself is imported (then removes itself).
+
+    Registering needs Keras, and importing Keras starts TensorFlow (seconds); this
+    waits for the program's own ``import keras`` instead of paying for it here.
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module):
+            execute(module)
+            _register_serializables()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "keras" in sys.modules:
+    _register_serializables()
+elif not any(isinstance(finder, _AfterKerasImport) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _AfterKerasImport())
 
 _EXPORTS = {
     "CoupledWeightDecaySGD": "keras_wrn.optimizers",

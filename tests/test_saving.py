@@ -1,0 +1,86 @@
+"""`.keras` files of every family reload in a NEW process after `import keras_wrn` (either import order)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+SAVE = """
+import sys
+import numpy as np
+import keras
+import keras_wrn
+from conftest import build_tiny, TINY
+
+out = sys.argv[1]
+rng = np.random.default_rng(0)
+models = {kind: build_tiny(kind, classes=5, dropout=0.2) for kind in TINY}
+models["resnet26"] = keras_wrn.resnet26(5, (16, 16, 3), adapter="series", width_factor=0.25)
+models["wrn_ram"] = keras_wrn.create_wrn_ram((16, 16, 3), 5, depth=10, width=1, adapter="parallel")
+network = keras_wrn.MultiDomainNetwork(adapter="parallel", domains={"a": 3, "b": 5}, input_shape=(16, 16, 3),
+                                       width_factor=0.25)
+models["domain"] = network["b"]
+for kind, model in models.items():
+    x = rng.normal(size=(4,) + tuple(model.input_shape[1:])).astype("float32")
+    model.fit(x, np.arange(4) % 3, epochs=1, verbose=0)  # moving statistics and optimizer state
+    model.save(f"{out}/{kind}.keras")
+    np.save(f"{out}/{kind}.x.npy", x)
+    np.save(f"{out}/{kind}.y.npy", model.predict(x, verbose=0))
+print(" ".join(models))
+"""
+
+LOAD = """
+import sys
+import numpy as np
+{imports}
+out, kinds = sys.argv[1], sys.argv[2:]
+for kind in kinds:
+    model = keras.saving.load_model(f"{{out}}/{{kind}}.keras", safe_mode=True)
+    x, y = np.load(f"{{out}}/{{kind}}.x.npy"), np.load(f"{{out}}/{{kind}}.y.npy")
+    assert np.array_equal(model.predict(x, verbose=0), y), kind
+    assert type(model.optimizer).__name__ == "CoupledWeightDecaySGD", kind
+print("LOADED", len(kinds))
+"""
+
+
+def run(code, *args):
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                         timeout=600, env=QUIET, cwd=os.path.dirname(os.path.abspath(__file__)))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    out = tmp_path_factory.mktemp("saved")
+    return out, run(SAVE, out).split()
+
+
+@pytest.mark.parametrize("imports", ["import keras_wrn\nimport keras", "import keras\nimport keras_wrn"])
+def test_keras_files_reload_in_a_fresh_process(saved, imports):
+    out, kinds = saved
+    assert len(kinds) == 8
+    assert f"LOADED {len(kinds)}" in run(LOAD.format(imports=imports), out, *kinds)
+
+
+def test_import_keras_wrn_does_not_import_keras():
+    code = "import sys, keras_wrn; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
+    assert run(code).split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_writes_get_the_users_umask(tmp_path, umask):
+    from keras_wrn.io import atomic_write, write_json
+
+    previous = os.umask(umask)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        atomic_write(tmp_path / "b.weights.h5", lambda temporary: open(temporary, "wb").close())
+    finally:
+        os.umask(previous)
+    for name in ("a.json", "b.weights.h5"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "b.weights.h5"]
