@@ -2,9 +2,10 @@
 
 import os
 import shutil
-import tempfile
 
 import keras
+
+from keras_wrn.io import atomic_write
 
 __all__ = ["plot_architecture", "GraphvizMissingError"]
 
@@ -47,22 +48,7 @@ def plot_architecture(model, path, show_shapes=True, show_layer_names=True, dpi=
     if shutil.which("dot") is None:
         raise GraphvizMissingError(INSTALL_GRAPHVIZ)
 
-    handle, temporary = tempfile.mkstemp(prefix=".plot-", suffix=extension, dir=directory)
-    os.close(handle)
-    try:
-        keras.utils.plot_model(
-            model,
-            to_file=temporary,
-            show_shapes=show_shapes,
-            show_layer_names=show_layer_names,
-            rankdir=rankdir,
-            dpi=dpi,
-        )
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    atomic_write(path, lambda temporary: keras.utils.plot_model(
+        model, to_file=temporary, show_shapes=show_shapes, show_layer_names=show_layer_names, rankdir=rankdir,
+        dpi=dpi))
     return path

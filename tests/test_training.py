@@ -33,6 +33,10 @@ def test_train_writes_the_run_files(folder, tmp_path):
     assert {"run.json", "state.json", "last.weights.h5", "best.weights.h5", "log.csv", "curves.png",
             "tensorboard", "checkpoint-2.weights.h5"} <= names
     assert not [n for n in names if n.startswith(".tmp-")]
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {n: oct(os.stat(tmp_path / "run" / n).st_mode & 0o777) for n in names if n != "tensorboard"}
+    assert set(modes.values()) == {oct(0o666 & ~umask)}, modes  # the user's umask, not mkstemp's 0600
     assert (tmp_path / "run" / "log.csv").read_text().count("\n") == 3
     with pytest.raises(ValueError, match="already holds a run"):
         train("wrn-16-1", folder, tmp_path / "run", epochs=2, batch_size=16, verbose=0)
