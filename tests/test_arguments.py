@@ -137,7 +137,7 @@ def test_registry_unknown_name_suggests():
         keras_wrn.create_model("wrn-28-11")
 
 
-# ResNet-1001 alone takes 15-30 s to build here: it runs with the slow tests (CI).
+# ResNet-1001 alone takes 14-30 s to build here: it runs with the slow tests (CI).
 REGISTERED = [pytest.param(name, marks=pytest.mark.slow) if name == "preact-1001" else name
               for name in keras_wrn.list_models()]
 # Every name builds headless; the classifier form is the same code for every name of a builder, so it

@@ -50,15 +50,16 @@ def test_train_writes_the_run_files(folder, tmp_path):
 RESUME_RUN = ["train", "wrn-16-1", "--epochs", "4", "--batch-size", "16", "--verbose", "0", "--dropout", "0.3"]
 QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
-# Trains as RESUME_RUN does, and SIGKILLs its own process from the commit hook when epoch EPOCH reaches
-# STAGE (argv: DATA OUT STAGE EPOCH): the kill lands at a known point of the commit protocol, whatever
-# the machine's speed, and the process dies as it would from `kill -9` (no exception, no cleanup).
+# Trains (or resumes) as RESUME_RUN does, and SIGKILLs its own process from the commit hook when epoch
+# EPOCH reaches STAGE (argv: DATA OUT STAGE EPOCH RESUME): the kill lands at a known point of the commit
+# protocol, whatever the machine's speed, and the process dies as it would from `kill -9` (no
+# exception, no cleanup).
 KILL_ON_COMMIT = """
 import os, signal, sys
 
 from keras_wrn.training import train
 
-data, out, stage, epoch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+data, out, stage, epoch, resume = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "resume"
 
 
 def on_commit(reached, completed):
@@ -66,7 +67,7 @@ def on_commit(reached, completed):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-train("wrn-16-1", data, out, epochs=4, batch_size=16, verbose=0, dropout=0.3, on_commit=on_commit)
+train("wrn-16-1", data, out, epochs=4, batch_size=16, verbose=0, dropout=0.3, on_commit=on_commit, resume=resume)
 """
 
 
@@ -75,33 +76,29 @@ def cli_train(data, out, *extra):
     subprocess.run(command, check=True, env=QUIET, timeout=600)
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume")
-    data = write_image_folder(root / "data")
-    cli_train(data, root / "straight")
-    return data, root / "straight"
+def kill_on_commit(data, out, stage, epoch, resume=False):
+    process = subprocess.run([sys.executable, "-c", KILL_ON_COMMIT, str(data), str(out), stage, str(epoch),
+                              "resume" if resume else "new"], env=QUIET, timeout=600)
+    assert process.returncode == -signal.SIGKILL, "the commit hook should have killed the run"
+    return json.loads((out / "state.json").read_text())
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage, epoch, committed", [
-    ("weights-written", 3, 2),  # epoch 3's checkpoint and last.weights.h5 written, state.json not yet replaced
-    ("state-committed", 2, 2),  # epoch 2 committed; old checkpoint, log.csv and curves.png not yet updated
-])
-def test_resume_after_sigkill_gives_the_same_weights(uninterrupted, tmp_path, stage, epoch, committed):
-    data, straight = uninterrupted
-    killed = tmp_path / "killed"
-    process = subprocess.run([sys.executable, "-c", KILL_ON_COMMIT, str(data), str(killed), stage, str(epoch)],
-                             env=QUIET, timeout=600)
-    assert process.returncode == -signal.SIGKILL, "the commit hook should have killed the run"
-    state = json.loads((killed / "state.json").read_text())
-    assert state["completed_epochs"] == committed, "the kill should land mid-run, at the hook's point"
-    assert (killed / f"checkpoint-{epoch}.weights.h5").exists()
-    if stage == "weights-written":  # the uncommitted epoch left its files; resuming must not use them
-        assert state["checkpoint"] == f"checkpoint-{committed}.weights.h5"
-    else:  # committed, but the log is one epoch behind and the previous checkpoint still there
-        assert (killed / "log.csv").read_text().count("\n") == committed
-        assert (killed / f"checkpoint-{committed - 1}.weights.h5").exists()
+def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
+    """Killed inside two points of the commit protocol, resumed each time: the uninterrupted run's bits."""
+    data = write_image_folder(tmp_path / "data")
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    cli_train(data, straight)
+
+    # Epoch 2's checkpoint and last.weights.h5 are written, state.json not yet replaced.
+    state = kill_on_commit(data, killed, "weights-written", 2)
+    assert state["completed_epochs"] == 1, "the kill should land mid-run, at the hook's point"
+    assert state["checkpoint"] == "checkpoint-1.weights.h5" and (killed / "checkpoint-2.weights.h5").exists()
+    # Resumed, then killed again: epoch 3 committed; the old checkpoint, log.csv and curves.png not updated.
+    state = kill_on_commit(data, killed, "state-committed", 3, resume=True)
+    assert state["completed_epochs"] == 3
+    assert (killed / "log.csv").read_text().count("\n") == 3  # header + epochs 1-2: one epoch behind
+    assert (killed / "checkpoint-2.weights.h5").exists()
     cli_train(data, killed, "--resume")
 
     expected, resumed = read_weights(straight / "last.weights.h5"), read_weights(killed / "last.weights.h5")
@@ -109,6 +106,7 @@ def test_resume_after_sigkill_gives_the_same_weights(uninterrupted, tmp_path, st
     for name in expected:
         np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
     assert (straight / "log.csv").read_text() == (killed / "log.csv").read_text()
+    assert sorted(path.name for path in killed.glob("checkpoint-*")) == ["checkpoint-4.weights.h5"]
 
 
 @pytest.mark.parametrize("name, logits", [("wrn-16-1", False), ("resnet26-w0.5", True)])

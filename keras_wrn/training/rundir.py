@@ -146,14 +146,16 @@ def commit_epoch(run_dir, model, state, row, seconds, on_commit=None):
         state["best_val_accuracy"], state["best_epoch"] = row["val_accuracy"], epoch
         atomic_write(os.path.join(run_dir, "best.weights.h5"), model.save_weights)
     state["seed_states"] = seed_states(model)
-    previous, state["checkpoint"] = state["checkpoint"], f"checkpoint-{epoch}.weights.h5"
+    state["checkpoint"] = f"checkpoint-{epoch}.weights.h5"
     atomic_write(os.path.join(run_dir, state["checkpoint"]), model.save_weights)
     atomic_write(os.path.join(run_dir, "last.weights.h5"), model.save_weights)
     _notify(on_commit, "weights-written", epoch)
     write_json(os.path.join(run_dir, STATE_FILE), state)  # the commit point
     _notify(on_commit, "state-committed", epoch)
-    if previous and os.path.exists(os.path.join(run_dir, previous)):
-        os.remove(os.path.join(run_dir, previous))
+    # Every older checkpoint goes, also one a killed process left behind after its commit.
+    for name in os.listdir(run_dir):
+        if name.startswith("checkpoint-") and name.endswith(".weights.h5") and name != state["checkpoint"]:
+            os.remove(os.path.join(run_dir, name))
     write_log(os.path.join(run_dir, "log.csv"), state["history"])
     plot_curves(os.path.join(run_dir, "curves.png"), state["history"])
     _notify(on_commit, "logs-written", epoch)
