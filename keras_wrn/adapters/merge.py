@@ -12,7 +12,6 @@ Computed in float64.
 import numpy as np
 
 from keras_wrn.models import create_wide_residual_network, resnet26
-from keras_wrn.models.resnet26 import RESNET26_LAYOUT
 
 __all__ = ["merge_domain"]
 
@@ -34,9 +33,8 @@ def merge_domain(network, domain):
     if network.spec["architecture"] == "wrn":
         return _merge_wrn(network, domain)
     model, bank = network[domain], network.domain_bank(domain).layers
-    plain = resnet26(network.classes[domain], network.input_shape, adapter=None,
-                     width_factor=network.spec["widths"][0] / RESNET26_LAYOUT["widths"][0], compile=network.compile,
-                     name=f"resnet26_{domain}_merged")
+    plain = resnet26(network.classes[domain], network.input_shape, adapter=None, width_factor=network.width_factor,
+                     compile=network.compile, name=f"resnet26_{domain}_merged")
     for name, conv in network.shared.layers.items():
         kernel = np.asarray(conv.kernel.numpy(), np.float64)
         gamma, beta, mean, variance = _as64(bank[f"{name}_bn"].get_weights())
