@@ -1,4 +1,20 @@
+import os
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+# The releases' manifest lives beside the files in weights/; the package ships a copy so that an
+# installed keras_wrn knows every release (name, origin URL, sha256) without the repository.
+MANIFEST = os.path.join("weights", "manifest.json")
+
+
+class BuildWithManifest(build_py):
+    def run(self):
+        super().run()
+        if not self.dry_run:
+            shutil.copyfile(MANIFEST, os.path.join(self.build_lib, "keras_wrn", "manifest.json"))
+
 
 setup(
     name="keras_wrn",
@@ -35,5 +51,6 @@ setup(
         # JAX and PyTorch also serve as Keras backends in tests/test_backends.py.
         "test": ["pytest>=8", "pytest-xdist", "torch==2.13.0", "scikit-image", "jax"],
     },
+    cmdclass={"build_py": BuildWithManifest},
     entry_points={"console_scripts": ["keras-wrn=keras_wrn.cli:main"]},
 )

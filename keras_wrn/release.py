@@ -14,7 +14,7 @@ from keras_wrn.io import atomic_write, read_json, sha256_file
 from keras_wrn.provenance import machine_description, source_commit
 from keras_wrn.registry import create_model, model_args
 from keras_wrn.training import evaluate
-from keras_wrn.weights import load_manifest, weights_dir, write_manifest
+from keras_wrn.weights import RELEASES_URL, load_manifest, weights_dir, write_manifest
 
 __all__ = ["release"]
 
@@ -44,7 +44,8 @@ def release(run_dir, name, data, dataset="cifar10-jpeg", which="last", default=F
     metrics = []
     placeholder = dataset.upper().replace("-", "_") + "_DIR"
     for split_data, label, shown in ((data, f"{dataset} test split", placeholder), (SAMPLE_DIR, SAMPLE_NAME, SAMPLE_NAME)):
-        result = evaluate(run["model"], source, split_data, split="test")
+        print(f"release: evaluating {which}.weights.h5 on the {label}", flush=True)
+        result = evaluate(run["model"], source, split_data, split="test", verbose=None)
         metrics.append(dict(data=label, images=result["images"], top1_error=round(result["top1_error"], 6),
                             command=f"keras-wrn evaluate {run['model']} --weights {name} --data {shown}"))
     metrics[0]["data_dir"] = f"{placeholder}: the directory holding test/<class>/ of {dataset}"
@@ -57,7 +58,7 @@ def release(run_dir, name, data, dataset="cifar10-jpeg", which="last", default=F
     seconds = state.get("epoch_seconds")
     entry = dict(
         name=name, model=run["model"], builder=builder.__name__, arguments=arguments,
-        file=os.path.basename(target), sha256=sha256_file(target), size=os.path.getsize(target),
+        file=os.path.basename(target), origin=RELEASES_URL + os.path.basename(target), sha256=sha256_file(target), size=os.path.getsize(target),
         dataset=dataset, class_names=run["class_names"],
         preprocessing=dict(input_shape=list(image_shape), scale="0-255 RGB", mean=run["mean"], std=run["std"],
                            normalization="(x - mean) / std per channel"),

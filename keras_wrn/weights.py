@@ -1,13 +1,25 @@
-"""Released weights (a hash-checked manifest) and loading weight files into a model it is given.
+"""Released weights: the manifest, finding a release's file (local, cache, download), loading files into a model.
 
-Manifest: ``weights/manifest.json`` describes every released file (builder
-arguments, sha256, size, dataset, class names, preprocessing, measured metrics
-with the commands that measured them, recipe, parameter count, provenance).
-`list_weights`, `weights_info`, `resolve_weights` (hash checked before any
-load), `write_manifest`; builders take ``weights=NAME`` or ``weights=PATH``.
-The directory is the repository's ``weights/`` (``KERAS_WRN_WEIGHTS_DIR``
-overrides it).  Building a model to check a release is the registry's
-(`keras_wrn.registry.verify_weights`); releasing a run is `keras_wrn.release`.
+Manifest: ``weights/manifest.json`` in the repository, shipped inside the
+package as ``keras_wrn/manifest.json`` (setup.py copies it at build time),
+describes every release: builder arguments, file name, ``origin`` URL, sha256,
+size, dataset, class names, preprocessing, measured metrics with the commands
+that measured them, recipe, parameter count, provenance.  A releases folder
+named by ``KERAS_WRN_WEIGHTS_DIR`` may hold a ``manifest.json`` of its own
+(``keras-wrn weights release`` writes there); its entries are added to the
+project's, and take precedence for a name both list.
+
+Finding a release's file, like `keras.utils.get_file` (`resolve_weights`):
+
+1. the local releases folder: ``$KERAS_WRN_WEIGHTS_DIR``, or the checkout's ``weights/``;
+2. the cache, ``$KERAS_HOME/models/keras_wrn/`` (``~/.keras/models/keras_wrn/``
+   by default, as Keras defines ``KERAS_HOME``);
+3. a download into the cache from the release's URL: the manifest's
+   ``origin``, or ``$KERAS_WRN_WEIGHTS_URL`` (or the ``base_url`` argument)
+   with the file name appended.
+
+Every file is checked against the manifest's size and sha256 before it is
+used; a download that does not match is deleted, never cached.
 
 Loading:
 
@@ -22,33 +34,56 @@ layer names, into the target model, leaving its head (``predictions``) alone.
 import fnmatch
 import json
 import os
+import shutil
+import tempfile
 
-import h5py
 import numpy as np
 
 from keras_wrn.io import atomic_write, sha256_file
 
 __all__ = [
-    "weight_file_classes", "load_backbone", "HEAD_LAYERS", "weights_dir", "load_manifest", "list_weights",
-    "weights_info", "is_weights_name", "resolve_weights", "default_weights", "write_manifest",
+    "weight_file_classes", "load_backbone", "HEAD_LAYERS", "weights_dir", "cache_dir", "load_manifest",
+    "list_weights", "weights_info", "is_weights_name", "resolve_weights", "download_weights", "weights_url",
+    "default_weights", "write_manifest", "preprocessing_info", "RELEASES_URL",
 ]
 
 MANIFEST = "manifest.json"
-ENTRY_FIELDS = ("name", "model", "builder", "arguments", "file", "sha256", "size", "dataset", "class_names",
-                "preprocessing", "metrics", "training", "parameters", "provenance")
+ENTRY_FIELDS = ("name", "model", "builder", "arguments", "file", "origin", "sha256", "size", "dataset",
+                "class_names", "preprocessing", "metrics", "training", "parameters", "provenance")
+# Where the project publishes its release assets; an entry's ``origin`` is this plus its file name.
+RELEASES_URL = "https://github.com/keras-wrn/keras_wrn/releases/download/weights-v1/"
+URL_VARIABLE = "KERAS_WRN_WEIGHTS_URL"
+DIR_VARIABLE = "KERAS_WRN_WEIGHTS_DIR"
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_CHECKOUT_WEIGHTS = os.path.join(os.path.dirname(_PACKAGE_DIR), "weights")
 
 
 def weights_dir():
-    """The released-weights directory: ``$KERAS_WRN_WEIGHTS_DIR`` or the repository's ``weights/``."""
-    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
-    return os.environ.get("KERAS_WRN_WEIGHTS_DIR", default)
+    """The local releases folder: ``$KERAS_WRN_WEIGHTS_DIR`` or the checkout's ``weights/`` (may not exist)."""
+    return os.environ.get(DIR_VARIABLE, _CHECKOUT_WEIGHTS)
 
 
-def load_manifest(directory=None):
-    """``{name: entry}`` from ``manifest.json`` (empty when there is none)."""
-    path = os.path.join(directory or weights_dir(), MANIFEST)
-    if not os.path.isfile(path):
-        return {}
+def project_manifest_path():
+    """The project's manifest: the checkout's ``weights/manifest.json``, else the installed package's copy."""
+    checkout = os.path.join(_CHECKOUT_WEIGHTS, MANIFEST)
+    return checkout if os.path.isfile(checkout) else os.path.join(_PACKAGE_DIR, MANIFEST)
+
+
+def cache_dir():
+    """Where downloaded releases are kept: ``<KERAS_HOME>/models/keras_wrn``.
+
+    ``KERAS_HOME`` as Keras resolves it: the environment variable, else
+    ``~/.keras`` (``/tmp/.keras`` when the home directory is not writable).
+    """
+    home = os.environ.get("KERAS_HOME")
+    if not home:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    return os.path.join(home, "models", "keras_wrn")
+
+
+def _read_manifest(path):
     try:
         with open(path, encoding="utf-8") as stream:
             content = json.load(stream)
@@ -58,9 +93,34 @@ def load_manifest(directory=None):
     if not isinstance(entries, dict):
         raise ValueError(f"{path}: expected {{\"weights\": {{name: entry}}}}.")
     for name, entry in entries.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: entry {name!r} is not an object.")
         missing = [field for field in ENTRY_FIELDS if field not in entry]
         if missing or entry["name"] != name:
             raise ValueError(f"{path}: entry {name!r} lacks {missing} or names itself {entry.get('name')!r}.")
+        file = entry["file"]
+        if not isinstance(file, str) or os.path.basename(file) != file or file in ("", ".", ".."):
+            raise ValueError(f"{path}: entry {name!r} has file={file!r}; expected a bare file name "
+                             "(no directories, no '..').")
+    return entries
+
+
+def load_manifest(directory=None):
+    """``{name: entry}`` of the releases folder ``directory`` only, or (default) every release known here.
+
+    By default: the project's manifest, updated with the entries of
+    ``$KERAS_WRN_WEIGHTS_DIR/manifest.json`` when that exists.
+    """
+    if directory is not None:
+        path = os.path.join(directory, MANIFEST)
+        return _read_manifest(path) if os.path.isfile(path) else {}
+    entries = {}
+    project = project_manifest_path()
+    if os.path.isfile(project):
+        entries.update(_read_manifest(project))
+    local = os.path.join(weights_dir(), MANIFEST)
+    if os.path.isfile(local) and os.path.abspath(local) != os.path.abspath(project):
+        entries.update(_read_manifest(local))
     return entries
 
 
@@ -86,30 +146,96 @@ def weights_info(name):
     return json.loads(json.dumps(entries[name]))
 
 
+def preprocessing_info(name):
+    """``(mean, std, class_names, input_shape)`` of the release ``name``: what its inputs and outputs mean."""
+    entry = weights_info(name)
+    preprocessing = entry["preprocessing"]
+    return preprocessing["mean"], preprocessing["std"], entry["class_names"], tuple(preprocessing["input_shape"])
+
+
 def is_weights_name(value):
     return isinstance(value, str) and not os.path.exists(value) and value in load_manifest()
 
 
-def resolve_weights(name):
-    """``(path, entry)`` of a released name after checking the file's size and sha256.
+def weights_url(entry, base_url=None):
+    """The URL a release is downloaded from: ``base_url`` or ``$KERAS_WRN_WEIGHTS_URL`` plus its file name,
+    else its manifest ``origin``."""
+    base = base_url or os.environ.get(URL_VARIABLE)
+    if base:
+        return base.rstrip("/") + "/" + entry["file"]
+    return entry["origin"]
 
-    Raises:
-        FileNotFoundError: the manifest lists a file that is not there.
-        ValueError: the file's size or hash differs (truncated, corrupt, replaced).
-    """
-    entry = weights_info(name)
-    path = os.path.join(weights_dir(), entry["file"])
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights={name!r}: {path} is missing (the manifest lists it).")
+
+def _mismatch(path, entry):
+    """None when ``path`` has the entry's size and sha256, else what differs (``"N bytes, the manifest ..."``)."""
     size = os.path.getsize(path)
     if size != entry["size"]:
-        raise ValueError(f"weights={name!r}: {path} has {size:,} bytes, the manifest expects {entry['size']:,} "
-                         "(truncated or replaced); restore it from the repository.")
+        return f"{size:,} bytes, the manifest expects {entry['size']:,}"
     actual = sha256_file(path)
     if actual != entry["sha256"]:
-        raise ValueError(f"weights={name!r}: {path} has sha256 {actual}, the manifest expects {entry['sha256']} "
-                         "(corrupt or replaced); restore it from the repository.")
-    return path, entry
+        return f"sha256 {actual}, the manifest expects {entry['sha256']}"
+    return None
+
+
+def _download(entry, url, target):
+    """Download ``url`` into ``target`` via `keras.utils.get_file`, only if it matches ``entry``."""
+    import keras  # deferred: TensorFlow starts with Keras; only a download needs it
+
+    folder = os.path.dirname(target)
+    os.makedirs(folder, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=".download-", dir=folder)
+    try:
+        try:
+            fetched = keras.utils.get_file(fname=entry["file"], origin=url, cache_dir=scratch, cache_subdir="")
+        except Exception as error:  # get_file reports every network failure as a bare Exception
+            raise FileNotFoundError(
+                f"weights={entry['name']!r}: not in the releases folder ({weights_dir()}) nor the cache "
+                f"({target}), and downloading {url} failed: {error}. Offline, fetch that URL elsewhere and "
+                f"put the file at {target} (or into $KERAS_WRN_WEIGHTS_DIR); $KERAS_WRN_WEIGHTS_URL sets "
+                "another server."
+            ) from None
+        mismatch = _mismatch(fetched, entry)
+        if mismatch:
+            raise ValueError(f"weights={entry['name']!r}: {url} served a file with {mismatch}; the download was "
+                             "deleted and nothing was cached.")
+        os.replace(fetched, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def resolve_weights(name, base_url=None):
+    """``(path, entry)`` of the release ``name``: its verified file, downloaded into the cache if need be.
+
+    Looks in the local releases folder, then the cache, then downloads (see
+    the module docstring); every file is checked against the manifest's size
+    and sha256 before it is returned.
+
+    Raises:
+        ValueError: ``name`` is not released, a local file's size or hash
+            differs (truncated, corrupt, replaced), or a download does.
+        FileNotFoundError: the file is nowhere here and downloading failed
+            (the message names the URL and where to put the file by hand).
+    """
+    entry = weights_info(name)
+    local = os.path.join(weights_dir(), entry["file"])
+    if os.path.isfile(local):
+        mismatch = _mismatch(local, entry)
+        if mismatch:
+            raise ValueError(f"weights={name!r}: {local} has {mismatch} (truncated, corrupt or replaced); "
+                             "restore it or delete it to download the release.")
+        return local, entry
+    cached = os.path.join(cache_dir(), entry["file"])
+    if os.path.isfile(cached):
+        if _mismatch(cached, entry) is None:
+            return cached, entry
+        os.remove(cached)  # a damaged cache entry is replaced by a fresh download
+    return _download(entry, weights_url(entry, base_url), cached), entry
+
+
+def download_weights(names=None, base_url=None):
+    """Fill the cache with the releases ``names`` (default: all); returns ``{name: path}``."""
+    return {name: resolve_weights(name, base_url)[0] for name in (names or list_weights())}
 
 
 HEAD_LAYERS = ("predictions",)
@@ -130,6 +256,8 @@ def weight_file_classes(path):
     Our models have exactly one Dense layer (the head), saved as ``layers/dense``.
     Returns None for a headless file (``include_top=False``).
     """
+    import h5py  # deferred: listing and showing releases (keras-wrn weights list) need no HDF5
+
     path = _check_weight_file(path)
     try:
         with h5py.File(path, "r") as handle:

@@ -1,6 +1,15 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Tests never touch the user's Keras cache nor the network: a cache of their own, and a weights URL on
+# a local port where nothing listens (tests that download start their own server, helpers.serve_directory).
+_SCRATCH = tempfile.mkdtemp(prefix="keras-wrn-tests-")
+atexit.register(shutil.rmtree, _SCRATCH, True)
+os.environ["KERAS_HOME"] = os.path.join(_SCRATCH, "keras-home")
+os.environ["KERAS_WRN_WEIGHTS_URL"] = "http://127.0.0.1:9/keras-wrn-tests-no-server/"
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -1,10 +1,35 @@
-"""Helpers shared by several test files: writers of small datasets in the formats the package reads, and
-a PyTorch reference of the WRN authors' functional network."""
+"""Helpers shared by several test files: writers of small datasets in the formats the package reads, a
+local HTTP server standing in for the release assets, and a PyTorch reference of the WRN authors'
+functional network."""
 
+import contextlib
+import functools
+import http.server
 import json
 import pickle
+import threading
 
 import numpy as np
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+@contextlib.contextmanager
+def serve_directory(directory):
+    """Serve ``directory`` over HTTP on 127.0.0.1 (a free port) while in the block; yields the base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(_QuietHandler, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def write_image_folder(root, classes=3, train_per_class=16, test_per_class=4):
