@@ -63,7 +63,7 @@ _EXPORTS = {
     "CoupledWeightDecaySGD": "keras_wrn.optimizers",
     "paper_optimizer": "keras_wrn.optimizers",
     "create_model": "keras_wrn.registry",
-    "list_models": "keras_wrn.registry",
+    "list_models": "keras_wrn.variants",
     "create_pre_activation_resnet": "keras_wrn.models",
     "create_pre_residual_of_residual": "keras_wrn.models",
     "create_residual_of_residual": "keras_wrn.models",
@@ -76,6 +76,8 @@ _EXPORTS = {
     "summary": "keras_wrn.stats",
     "plot_architecture": "keras_wrn.plotting",
     "list_weights": "keras_wrn.weights",
+    "preprocess_input": "keras_wrn.preprocessing",
+    "decode_predictions": "keras_wrn.preprocessing",
     "weights_info": "keras_wrn.weights",
     "verify_weights": "keras_wrn.registry",
 }

@@ -172,7 +172,8 @@ def test_released_resnet26_weights_load_through_create_model():
 
     name = "resnet26-w0.5.cifar10-jpeg-e8"
     path, entry = resolve_weights(name)
-    model = keras_wrn.create_model(entry["model"], weights=name, input_shape=(32, 32, 3), compile=False)
+    model = keras_wrn.create_model(entry["model"], weights=name, input_shape=(32, 32, 3), compile=False,
+                                   include_preprocessing=False)
     reference = keras_wrn.create_model(entry["model"], input_shape=(32, 32, 3), compile=False)
     reference.load_weights(path)
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")

@@ -34,7 +34,8 @@ def run(code, *args):
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    """Every family (and a domain model of a MultiDomainNetwork), trained one step and saved compiled."""
+    """Every family, a domain model of a MultiDomainNetwork and a release's model (preprocessing inside),
+    trained one step (two of them) and saved compiled."""
     import keras_wrn
 
     out = tmp_path_factory.mktemp("saved")
@@ -45,8 +46,11 @@ def saved(tmp_path_factory):
     network = keras_wrn.MultiDomainNetwork(adapter="parallel", domains={"a": 3, "b": 5}, input_shape=(16, 16, 3),
                                            width_factor=0.25)
     models["domain"] = network["b"]
+    models["release"] = keras_wrn.create_model("wrn-16-1.cifar10-jpeg-e10")  # with its Normalization layer
     for kind, model in models.items():
         x = rng.normal(size=(4,) + tuple(model.input_shape[1:])).astype("float32")
+        if kind == "release":
+            x = rng.integers(0, 256, size=x.shape).astype("float32")  # raw pixels
         if kind in ("wrn", "domain"):  # moving statistics and the optimizer's state too
             model.fit(x, np.arange(4) % 3, epochs=1, verbose=0)
         model.save(out / f"{kind}.keras")
@@ -57,7 +61,7 @@ def saved(tmp_path_factory):
 
 def test_keras_files_reload_in_a_fresh_process(saved):
     out, kinds = saved
-    assert len(kinds) == 8
+    assert len(kinds) == 9
     assert f"LOADED {len(kinds)}" in run(LOAD.format(imports="import keras_wrn\nimport keras"), out, *kinds)
 
 

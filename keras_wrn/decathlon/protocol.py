@@ -108,8 +108,9 @@ def load_source(source, input_shape, width_factor=None):
         if width_factor is not None and float(width_factor) != released:
             raise ValueError(f"width_factor={width_factor!r} contradicts source={source!r}, released with "
                              f"width_factor={released}.")
+        # The protocol normalises each domain with its own statistics, so the source's stay out of the model.
         network = create_model(entry["model"], weights=source, classes=len(entry["class_names"]),
-                               input_shape=input_shape, compile=False)
+                               input_shape=input_shape, compile=False, include_preprocessing=False)
         return network, released
     width_factor = 1.0 if width_factor is None else float(width_factor)
     try:

@@ -33,7 +33,7 @@ SEED_ALIASES = {"input_dim": "input_shape", "nb_classes": "classes", "k": "width
 
 # Arguments every builder takes (keras.applications' names), besides its family's own.
 COMMON_ARGUMENTS = ("input_shape", "classes", "include_top", "weights", "input_tensor", "pooling",
-                    "classifier_activation", "weight_decay", "name", "compile")
+                    "classifier_activation", "weight_decay", "name", "compile", "include_preprocessing")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +146,33 @@ def _validate_weights(builder, weights):
         )
 
 
+def _resolve_preprocessing(builder, include, weights):
+    """The release's ``{"mean", "std"}`` to build into the model, or None.
+
+    ``include=None`` means: when ``weights`` names a release.  A weights *file*
+    carries no statistics, so ``include=True`` needs a release.
+    """
+    release = weights is not None and released.is_weights_name(weights)
+    include = release if include is None else include
+    if not isinstance(include, bool):
+        raise ValueError(f"{builder}: include_preprocessing={include!r} is not allowed; expected True, False or None.")
+    if not include:
+        return None
+    if not release:
+        raise ValueError(
+            f"{builder}: include_preprocessing=True needs weights=<a released name> (its normalisation goes into "
+            "the model); with other weights, put your own keras.layers.Normalization in front of the model."
+        )
+    mean, std, _, _ = released.preprocessing_info(weights)
+    return dict(mean=list(mean), std=list(std))
+
+
+def preprocessing_layer(statistics):
+    """``(x - mean) / std`` per channel as a Keras layer (``Normalization``, saved with the model)."""
+    return layers.Normalization(mean=statistics["mean"], variance=[s * s for s in statistics["std"]],
+                                name="preprocessing")
+
+
 def resolve_config(family, args, seed_kwargs):
     """Aliases, defaults and validation. Returns the complete configuration dict.
 
@@ -199,6 +226,7 @@ def resolve_config(family, args, seed_kwargs):
             '(or a {variable-path pattern: float} dict ending in "*").'
         ) from None
     _validate_weights(builder, args["weights"])
+    args["preprocessing"] = _resolve_preprocessing(builder, args.get("include_preprocessing"), args["weights"])
     if args["name"] is not None and not isinstance(args["name"], str):
         raise ValueError(f"{builder}: name={args['name']!r} is not allowed; expected a string.")
     if not isinstance(args["compile"], bool):
@@ -256,7 +284,8 @@ def build_from_config(family, config, units=None):
         inputs = config["input_tensor"]
     else:
         inputs = keras.Input(shape=config["input_shape"], name="input")
-    features = family.backbone(inputs, config, units)
+    x = preprocessing_layer(config["preprocessing"])(inputs) if config.get("preprocessing") else inputs
+    features = family.backbone(x, config, units)
     outputs = classifier_head(features, config["include_top"], config["pooling"], config["classes"],
                               config["classifier_activation"], units)
     model_inputs = inputs

@@ -93,6 +93,7 @@ def create_pre_activation_resnet(
     weight_decay=None,
     name=None,
     compile=True,
+    include_preprocessing=None,
     **seed_kwargs,
 ):
     """Build a pre-activation ResNet (ResNet-110, -164, -1001 or the wide variant).
@@ -112,6 +113,7 @@ def create_pre_activation_resnet(
             (the paper's).
         compile: if True (default) and ``include_top``, compile with SGD
             momentum 0.9, lr 0.1, coupled L2, sparse CE and accuracy.
+        include_preprocessing: as in `create_wide_residual_network`.
         **seed_kwargs: ``input_dim``, ``nb_classes``, ``N`` (units per stage:
             depth = 6N + 2, or 9N + 2 with ``block_type="bottleneck"``), ``k``
             (width), ``verbose``.
@@ -123,7 +125,7 @@ def create_pre_activation_resnet(
         PREACT, seed_kwargs, input_shape=input_shape, classes=classes, depth=depth, width=width,
         block_type=block_type, dropout=dropout, include_top=include_top, weights=weights, input_tensor=input_tensor,
         pooling=pooling, classifier_activation=classifier_activation, weight_decay=weight_decay, name=name,
-        compile=compile,
+        compile=compile, include_preprocessing=include_preprocessing,
     )
 
 

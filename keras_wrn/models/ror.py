@@ -105,6 +105,7 @@ def create_residual_of_residual(
     weight_decay=None,
     name=None,
     compile=True,
+    include_preprocessing=None,
     **seed_kwargs,
 ):
     """Build RoR-3 on a conv-BN-ReLU ResNet (RoR-3-56, RoR-3-110, RoR-3-164).
@@ -125,6 +126,7 @@ def create_residual_of_residual(
         ROR, seed_kwargs, input_shape=input_shape, classes=classes, depth=depth, width=width, dropout=dropout,
         include_top=include_top, weights=weights, input_tensor=input_tensor, pooling=pooling,
         classifier_activation=classifier_activation, weight_decay=weight_decay, name=name, compile=compile,
+        include_preprocessing=include_preprocessing,
     )
 
 
@@ -143,6 +145,7 @@ def create_pre_residual_of_residual(
     weight_decay=None,
     name=None,
     compile=True,
+    include_preprocessing=None,
     **seed_kwargs,
 ):
     """Build Pre-RoR-3 (width 1) or RoR-3-WRN-depth-width on pre-activation blocks.
@@ -163,6 +166,7 @@ def create_pre_residual_of_residual(
         PRE_ROR, seed_kwargs, input_shape=input_shape, classes=classes, depth=depth, width=width, dropout=dropout,
         include_top=include_top, weights=weights, input_tensor=input_tensor, pooling=pooling,
         classifier_activation=classifier_activation, weight_decay=weight_decay, name=name, compile=compile,
+        include_preprocessing=include_preprocessing,
     )
 
 

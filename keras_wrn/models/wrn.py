@@ -61,6 +61,7 @@ def create_wide_residual_network(
     weight_decay=None,
     name=None,
     compile=True,
+    include_preprocessing=None,
     **seed_kwargs,
 ):
     """Build WRN-depth-width as a Functional `keras.Model`.
@@ -89,6 +90,10 @@ def create_wide_residual_network(
         compile: if True (default) and ``include_top``, compile with the paper's
             optimizer (SGD, Nesterov momentum 0.9, lr 0.1, coupled L2 on every
             trainable variable), sparse categorical cross-entropy and accuracy.
+        include_preprocessing: put the release's input normalisation inside the
+            model (``keras.layers.Normalization`` named ``preprocessing``), so it
+            takes raw 0-255 RGB images, as keras.applications' EfficientNetV2
+            does; default True when ``weights`` names a release, else False.
         **seed_kwargs: the seed scripts' names, with their meaning:
             ``input_dim`` (input_shape), ``nb_classes`` (classes), ``N``
             (blocks per group: depth = 6N + 4), ``k`` (width), ``verbose``.
@@ -104,6 +109,7 @@ def create_wide_residual_network(
         WRN, seed_kwargs, input_shape=input_shape, classes=classes, depth=depth, width=width, dropout=dropout,
         include_top=include_top, weights=weights, input_tensor=input_tensor, pooling=pooling,
         classifier_activation=classifier_activation, weight_decay=weight_decay, name=name, compile=compile,
+        include_preprocessing=include_preprocessing,
     )
 
 

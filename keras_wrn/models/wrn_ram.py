@@ -52,6 +52,7 @@ def create_wrn_ram(
     weight_decay=None,
     name=None,
     compile=True,
+    include_preprocessing=None,
     **seed_kwargs,
 ):
     """Build one WRN-RAM (default WRN-28-4 with series adapters, seed 000's network).
@@ -75,6 +76,7 @@ def create_wrn_ram(
         positions=positions, train_shared=train_shared, include_top=include_top, weights=weights,
         input_tensor=input_tensor, pooling=pooling, classifier_activation=classifier_activation,
         weight_decay=weight_decay, name=name, compile=compile,
+        include_preprocessing=include_preprocessing,
     )
 
 

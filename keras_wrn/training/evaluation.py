@@ -6,9 +6,10 @@ import numpy as np
 
 from keras_wrn.data import load_data
 from keras_wrn.io import atomic_write
-from keras_wrn.registry import model_args
+from keras_wrn.registry import create_model, model_args
 from keras_wrn.training.loop import build_for_run
 from keras_wrn.training.normalization import normalise, pipeline
+from keras_wrn.training.progress import keras_verbose, progress_callbacks
 from keras_wrn.training.rundir import read_run_beside
 from keras_wrn.weights import is_weights_name, resolve_weights
 
@@ -16,15 +17,17 @@ __all__ = ["evaluate", "plot_confusion"]
 
 
 def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_png=None, image_size=None,
-             limit=None):
+             limit=None, verbose=0):
     """Top-1 error of ``weights`` on a split of ``data``, and its confusion matrix.
 
     ``weights`` is a ``.weights.h5`` file or a released weights name
-    (`keras_wrn.weights`).  Preprocessing: released weights use their manifest's
-    statistics; when ``weights`` lies in a run directory of `train`
+    (`keras_wrn.weights`).  Preprocessing: a release is built with its
+    normalisation inside the model and fed raw 0-255 images; when ``weights`` lies in a run directory of `train`
     (``run.json`` beside it), that run's normalisation and class names are
     used and checked against ``model_name`` and the data; otherwise the
     per-channel mean/std of the data's training split.
+
+    ``verbose``: 0 (default) silent; None: a bar on a terminal, plain lines otherwise.
 
     Returns:
         dict with ``top1_error`` (fraction), ``accuracy``, ``images``,
@@ -35,11 +38,14 @@ def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_
 
     model_args(model_name)
     weights = os.fspath(weights)
+    release = None
     if is_weights_name(weights):
+        release = weights
         weights, entry = resolve_weights(weights)
-        preprocessing = entry["preprocessing"]
-        run = dict(model=entry["model"], class_names=entry["class_names"], image_shape=preprocessing["input_shape"],
-                   normalization="meanstd", mean=preprocessing["mean"], std=preprocessing["std"])
+        # The release's normalisation is built into the model (include_preprocessing): raw pixels go in.
+        run = dict(model=entry["model"], class_names=entry["class_names"],
+                   image_shape=entry["preprocessing"]["input_shape"], normalization="meanstd",
+                   mean=[0.0] * len(entry["preprocessing"]["mean"]), std=[1.0] * len(entry["preprocessing"]["std"]))
         origin = f"released weights {entry['name']!r}"
     elif not os.path.isfile(weights):
         raise FileNotFoundError(f"--weights {weights!r}: no such file (nor a released weights name).")
@@ -65,13 +71,18 @@ def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_
     images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
     if limit:
         images, labels = images[:limit], labels[:limit]
-    model = build_for_run(model_name, len(names), images.shape[1:], None)
-    try:
-        model.load_weights(weights)
-    except ValueError as error:
-        raise ValueError(f"--weights {weights!r}: does not fit {model_name} with {len(names)} classes: {error}") from None
+    if release is not None:
+        model = create_model(release, input_shape=images.shape[1:], compile=False)
+    else:
+        model = build_for_run(model_name, len(names), images.shape[1:], None)
+        try:
+            model.load_weights(weights)
+        except ValueError as error:
+            raise ValueError(f"--weights {weights!r}: does not fit {model_name} with {len(names)} classes: "
+                             f"{error}") from None
     dataset = pipeline(images, labels, batch_size, config, zca)
-    predictions = np.argmax(model.predict(dataset, verbose=0), axis=-1)
+    scores = model.predict(dataset, verbose=keras_verbose(verbose), callbacks=progress_callbacks(verbose, "evaluate"))
+    predictions = np.argmax(scores, axis=-1)
     matrix = confusion_matrix(labels, predictions, labels=list(range(len(names))))
     accuracy = float(np.trace(matrix) / max(1, matrix.sum()))
     with np.errstate(invalid="ignore", divide="ignore"):
