@@ -157,3 +157,68 @@ def test_builder_weights_path_loads_whole_model_or_backbone(tmp_path):
         keras_wrn.create_model("wrn-16-2", classes=5, weights=tmp_path / "s.weights.h5")
     with pytest.raises(ValueError, match="s.weights.h5'?: does not fit wrn_16_2"):
         keras_wrn.create_model("wrn-16-2", weights=tmp_path / "s.weights.h5")
+
+
+RELEASE = "wrn-16-1.cifar10-jpeg-e10"
+
+
+def flatten(image_folder, out):
+    """``out/<class>/`` holding every image of ``image_folder``'s train and test splits (a plain photo folder)."""
+    for split in ("train", "test"):
+        for folder in (image_folder / split).iterdir():
+            (out / folder.name).mkdir(parents=True, exist_ok=True)
+            for image in folder.iterdir():
+                shutil.copy(image, out / folder.name / f"{split}-{image.name}")
+    return out
+
+
+def test_finetune_a_release_on_a_flat_folder_from_the_command_line(tmp_path):
+    from keras_wrn.weights import weights_info
+
+    photos = flatten(write_image_folder(tmp_path / "split", classes=5, train_per_class=8, test_per_class=2),
+                     tmp_path / "photos")
+    out = subprocess.run([sys.executable, "-m", "keras_wrn", "finetune", "wrn-16-1", "--weights", RELEASE,
+                          "--data", str(photos), "--out", str(tmp_path / "run"), "--epochs", "2", "--batch-size",
+                          "16", "--lr", "0.005", "--weight-decay", "1e-4"],
+                         capture_output=True, text=True, env=QUIET, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "validation error" in out.stdout and "\x1b" not in out.stdout and "\b" not in out.stdout
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    released = weights_info(RELEASE)["preprocessing"]
+    assert (run["mean"], run["std"]) == (released["mean"], released["std"])  # the pretrained normalisation
+    assert (run["init_weights"], run["learning_rate"], run["weight_decay"], run["val_fraction"]) == (
+        RELEASE, 0.005, 1e-4, 0.1)
+    assert run["class_names"] == [f"class{i}" for i in range(5)]
+    assert not (tmp_path / "run" / "test.json").exists()  # no test split: nothing reported
+
+
+def test_finetune_selects_on_validation_and_reports_the_test_split_once(tmp_path):
+    data = write_image_folder(tmp_path / "data", classes=3, train_per_class=10, test_per_class=4)
+    history = train("wrn-16-1", data, tmp_path / "run", recipe="finetune", epochs=2, batch_size=16, verbose=0,
+                    init_weights=RELEASE, val_fraction=0.2)
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["best_val_accuracy"] == max(row["val_accuracy"] for row in history)
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert test["images"] == 12 and test["best_epoch"] == state["best_epoch"]
+    result = evaluate("wrn-16-1", tmp_path / "run" / "best.weights.h5", data)
+    assert abs(result["top1_error"] - test["top1_error"]) < 1e-6  # the same weights, the same 12 images
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(val_fraction=1.5), "--val-fraction 1.5: expected a number in"),
+    (dict(learning_rate=-1.0), "--lr -1.0: expected a number > 0"),
+    (dict(weight_decay=-1e-4), "--weight-decay -0.0001: expected a number >= 0"),
+    (dict(init_weights=RELEASE, normalization="zca"), "fine-tuning keeps; use --normalization meanstd"),
+])
+def test_finetune_argument_errors(tmp_path, kwargs, message):
+    data = write_image_folder(tmp_path / "data", classes=2, train_per_class=2, test_per_class=1)
+    with pytest.raises(ValueError, match=message):
+        train("wrn-16-1", data, tmp_path / "run", recipe="finetune", epochs=1, verbose=0, **kwargs)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_flat_folder_needs_a_validation_fraction(tmp_path):
+    photos = flatten(write_image_folder(tmp_path / "split", classes=2, train_per_class=2, test_per_class=1),
+                     tmp_path / "photos")
+    with pytest.raises(ValueError, match="has no test split; give --val-fraction"):
+        train("wrn-16-1", photos, tmp_path / "run", epochs=1, verbose=0)

@@ -5,7 +5,9 @@ A directory is recognised, in this order, as
 1. the official CIFAR python batches: it is, or contains, ``cifar-10-batches-py``
    or ``cifar-100-python`` (read by `keras_wrn.data.cifar`);
 2. image folders: one ``<split>/<class>/`` tree per requested split, such as the
-   extracted cifar10-jpeg archive (read by `keras_wrn.data.folders`).
+   extracted cifar10-jpeg archive (read by `keras_wrn.data.folders`);
+3. a plain ``<class>/`` image folder, as the training split only (fine-tuning
+   splits a validation set off it).
 
 ``SAMPLE_NAME`` names the small CIFAR-10 JPEG sample shipped inside the package
 at ``SAMPLE_DIR`` (its test split only): ``load_data(SAMPLE_NAME, splits=("test",))``
@@ -16,14 +18,32 @@ run offline.
 import os
 
 from keras_wrn.data.cifar import CIFAR_LAYOUT, cifar_class_names, load_cifar
-from keras_wrn.data.folders import load_image_folder
+from keras_wrn.data.folders import IMAGE_EXTENSIONS, load_image_folder
 
-__all__ = ["SAMPLE_DIR", "SAMPLE_NAME", "load_data"]
+__all__ = ["SAMPLE_DIR", "SAMPLE_NAME", "has_split", "is_flat_folder", "load_data"]
 
 SAMPLE_NAME = "cifar10-jpeg-sample"
 SAMPLE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", SAMPLE_NAME)
 
 DEFAULT_IMAGE_SIZE = (32, 32)
+
+
+def is_flat_folder(data):
+    """Whether ``data`` is a plain ``<class>/`` image folder (no ``train/``/``test/`` splits)."""
+    if not os.path.isdir(data) or any(os.path.isdir(os.path.join(data, split)) for split in ("train", "test")):
+        return False
+    classes = [entry for entry in os.scandir(data) if entry.is_dir()]
+    return bool(classes) and any(file.name.lower().endswith(IMAGE_EXTENSIONS)
+                                 for folder in classes for file in os.scandir(folder.path))
+
+
+def has_split(data, split):
+    """Whether ``data`` (any layout `load_data` reads) holds ``split``; CIFAR batches hold both."""
+    data = SAMPLE_DIR if data == SAMPLE_NAME and not os.path.isdir(data) else os.fspath(data)
+    for dirname, _, _, _ in CIFAR_LAYOUT.values():
+        if os.path.basename(os.path.normpath(data)) == dirname or os.path.isdir(os.path.join(data, dirname)):
+            return True
+    return os.path.isdir(os.path.join(data, split))
 
 
 def load_data(data, splits=("train", "test"), image_size=None):
@@ -32,6 +52,7 @@ def load_data(data, splits=("train", "test"), image_size=None):
     ``data`` may be (or contain) ``cifar-10-batches-py`` / ``cifar-100-python``,
     or hold ``train/<class>/`` and ``test/<class>/`` image folders (such as the
     extracted cifar10-jpeg archive), images resized to ``image_size`` (default 32x32).
+    ``splits=("train",)`` also reads a plain ``<class>/`` folder as the training split.
     ``SAMPLE_NAME`` stands for the bundled sample unless a directory has that name.
 
     Returns:
@@ -53,6 +74,8 @@ def load_data(data, splits=("train", "test"), image_size=None):
                 result[f"x_{split}"], result[f"y_{split}"] = load_cifar(dataset, split, data)
             return dict(result, class_names=cifar_class_names(dataset, data), format=dataset)
     folders = {split: os.path.join(data, split) for split in splits}
+    if splits == ("train",) and not os.path.isdir(folders["train"]) and is_flat_folder(data):
+        folders["train"] = data  # a plain <class>/ folder: all of it is training data
     if all(os.path.isdir(folder) for folder in folders.values()):
         size = tuple(image_size) if image_size else DEFAULT_IMAGE_SIZE
         names = None  # the first split's classes; later splits must have the same

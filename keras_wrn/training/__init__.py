@@ -7,6 +7,7 @@ A run directory holds::
     checkpoint-EPOCH.weights.h5  model + optimizer state (iterations = schedule position)
     last.weights.h5, best.weights.h5
     log.csv, curves.png, tensorboard/
+    test.json                with a validation split (``val_fraction``): the test split, measured once at the end
 
 `train` runs one ``model.fit`` call per epoch on a dataset whose shuffle and
 augmentation seeds are derived from ``(seed, epoch)``; after each epoch every
@@ -23,7 +24,8 @@ Modules:
 - `rundir`: run.json/state.json, the per-epoch commit protocol, log.csv and curves.png;
 - `normalization`: the run's mean/std or ZCA normalisation and the input pipeline;
 - `distribute`: `make_strategy`, `use_cpu_devices` and the keras-team/keras#20585 workaround;
-- `evaluation`: `evaluate` (top-1 error, confusion matrix).
+- `evaluation`: `evaluate` (top-1 error, confusion matrix);
+- `progress`: a bar on a terminal, plain periodic lines in a piped log.
 
 `load_data` lives in `keras_wrn.data` and is re-exported here for existing callers.
 """

@@ -54,7 +54,8 @@ STATE_FILE = "state.json"
 
 # run.json fields that must agree for --resume to continue a run.
 RESUME_KEYS = ("model", "recipe", "epochs", "batch_size", "seed", "dropout", "class_names", "limit_train",
-               "normalization", "init_weights", "freeze_backbone", "image_shape")
+               "normalization", "init_weights", "freeze_backbone", "image_shape", "learning_rate", "weight_decay",
+               "val_fraction")
 
 # Where `commit_epoch` calls its ``on_commit`` hook, in order:
 #   "weights-written": best/checkpoint/last weights are on disk, state.json still names the previous epoch;
