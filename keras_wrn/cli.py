@@ -2,11 +2,11 @@
 
     keras-wrn list [PATTERN]
     keras-wrn summary NAME [--classes N] [--input-shape H,W,C]
-    keras-wrn plot NAME OUT.png [--classes N] [--input-shape H,W,C] [--dpi DPI]
+    keras-wrn plot NAME OUT.png [--level layer|block] [--classes N] [--input-shape H,W,C] [--dpi DPI]
     keras-wrn train NAME --data DIR --recipe R --epochs E --out RUN_DIR [--resume] [--distribute D]
-    keras-wrn finetune NAME --weights W --data DIR --out RUN_DIR [--freeze-backbone]
-    keras-wrn evaluate NAME --weights W --data DIR [--split test] [--confusion OUT.png]
-    keras-wrn weights list|show|verify|release ...
+    keras-wrn finetune NAME --weights RELEASE|FILE --data DIR --out RUN_DIR [--val-fraction F] [--lr LR]
+    keras-wrn evaluate NAME --weights RELEASE|FILE --data DIR [--split test] [--confusion OUT.png]
+    keras-wrn weights list|show|verify|download|release ...
     keras-wrn decathlon score DOMAIN=ERROR ... [--accuracy]
     keras-wrn decathlon compare --source W --out DIR [--domains digits,lfw-faces]
     keras-wrn convert SRC OUT.weights.h5 [--from wrn-pytorch|titu1994-wrn|asmith26-wrn] [--backend theano]
@@ -18,10 +18,40 @@ import os
 import shlex
 import sys
 
-# Quieter TensorFlow start-up for a command-line tool; set before TF is imported.  Each command
-# imports what it needs inside its function ("deferred"), so `--help` and light commands do not
-# pay for TensorFlow.
+from keras_wrn import __version__
+from keras_wrn.plotting import GraphvizMissingError
+from keras_wrn.variants import list_models
+
+# Each command imports what it needs inside its function ("deferred"), so `--help`, `--version`,
+# `list` and `weights list|show` do not pay for TensorFlow; the others start it with
+# `_start_tensorflow_quietly`.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _start_tensorflow_quietly():
+    """Import TensorFlow and initialise its devices with the process's native stderr sent to /dev/null.
+
+    TensorFlow 2.19+ writes absl/oneDNN/CUDA lines ("All log messages before
+    absl::InitializeLog() ...", "failed call to cuInit") to file descriptor 2
+    while it loads, whatever ``TF_CPP_MIN_LOG_LEVEL`` says
+    (tensorflow/tensorflow#100442); after start-up the variable is honoured.
+    Python's own errors are unaffected: descriptor 2 is restored before any
+    command code runs.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def _input_shape(text):
@@ -45,8 +75,6 @@ def _build(args):
 
 
 def _cmd_list(args):
-    from keras_wrn.registry import list_models  # deferred: TensorFlow
-
     names = list_models(args.pattern)
     if not names:
         raise ValueError(f"no registered model matches pattern={args.pattern!r}")
@@ -62,7 +90,7 @@ def _cmd_summary(args):
 def _cmd_plot(args):
     from keras_wrn.plotting import plot_architecture  # deferred: TensorFlow
 
-    path = plot_architecture(_build(args), args.out, dpi=args.dpi)
+    path = plot_architecture(_build(args), args.out, dpi=args.dpi, level=args.level)
     print(f"wrote {path}")
 
 
@@ -76,6 +104,7 @@ def _image_size(text):
 
 def _cmd_train(args):
     from keras_wrn.training import train, use_cpu_devices  # deferred: TensorFlow
+    from keras_wrn.training.loop import TEST_RESULT  # deferred: TensorFlow
 
     if args.cpu_devices:
         use_cpu_devices(args.cpu_devices)
@@ -85,11 +114,19 @@ def _cmd_train(args):
                     init_weights=getattr(args, "weights", None),
                     freeze_backbone=getattr(args, "freeze_backbone", False),
                     normalization=args.normalization, image_size=args.image_size, distribute=args.distribute,
-                    command=shlex.join(["keras-wrn"] + args.argv))
+                    command=shlex.join(["keras-wrn"] + args.argv), learning_rate=args.lr,
+                    weight_decay=args.weight_decay, val_fraction=args.val_fraction)
     if history:
         last = history[-1]
-        print(f"epoch {last['epoch']}: test error {100 * (1 - last['val_accuracy']):.2f}% "
+        split = "validation" if args.val_fraction else "test"
+        print(f"epoch {last['epoch']}: {split} error {100 * (1 - last['val_accuracy']):.2f}% "
               f"(loss {last['loss']:.4f}) -> {args.out}")
+    test_result = os.path.join(args.out, TEST_RESULT)
+    if args.val_fraction and os.path.isfile(test_result):
+        with open(test_result, encoding="utf-8") as stream:
+            test = json.load(stream)
+        print(f"test split, measured once with the best weights (epoch {test['best_epoch']}, chosen on the "
+              f"validation split): top-1 error {100 * test['top1_error']:.2f}% on {test['images']} images")
 
 
 def _cmd_evaluate(args):
@@ -100,7 +137,7 @@ def _cmd_evaluate(args):
         base = os.path.basename(args.weights).removesuffix(".weights.h5")
         confusion = os.path.join(os.path.dirname(os.path.abspath(args.weights)), f"confusion-{base}-{args.split}.png")
     result = evaluate(args.name, args.weights, args.data, split=args.split, batch_size=args.batch_size,
-                      confusion_png=confusion, image_size=args.image_size, limit=args.limit)
+                      confusion_png=confusion, image_size=args.image_size, limit=args.limit, verbose=None)
     print(f"{args.name} {os.path.basename(args.weights)} on {args.data} [{args.split}, {result['images']} images]: "
           f"top-1 error {100 * result['top1_error']:.2f}%")
     print(f"confusion matrix: {result['confusion_png']}")
@@ -110,44 +147,60 @@ def _cmd_evaluate(args):
         print(f"metrics: {args.json}")
 
 
-def _cmd_weights(args):
-    from keras_wrn import weights  # deferred: TensorFlow
+def _cmd_weights_list(args):
+    from keras_wrn import weights  # deferred: h5py and NumPy, not needed for --help
+
+    names = weights.list_weights(args.pattern)
+    for name in names:
+        entry = weights.weights_info(name)
+        test = entry["metrics"][0]
+        print(f"{name:32s} {entry['model']:14s} {entry['parameters']:>11,} params  "
+              f"{100 * test['top1_error']:.2f}% top-1 error ({test['data']}){'  [default]' if entry.get('default') else ''}")
+    if not names:
+        print("no released weights" + (f" match {args.pattern!r}" if args.pattern != "*" else ""))
+
+
+def _cmd_weights_show(args):
+    from keras_wrn import weights  # deferred: h5py and NumPy, not needed for --help
+
+    print(json.dumps(weights.weights_info(args.release), indent=2))
+
+
+def _cmd_weights_verify(args):
+    from keras_wrn import weights  # deferred: h5py and NumPy, not needed for --help
     from keras_wrn.registry import verify_weights  # deferred: TensorFlow
 
-    if args.action == "list":
-        names = weights.list_weights(args.names[0] if args.names else "*")
-        for name in names:
-            entry = weights.weights_info(name)
-            test = entry["metrics"][0]
-            print(f"{name:32s} {entry['model']:14s} {entry['parameters']:>11,} params  "
-                  f"{100 * test['top1_error']:.2f}% top-1 error ({test['data']}){'  [default]' if entry.get('default') else ''}")
-        if not names:
-            print("no released weights" + (f" match {args.names[0]!r}" if args.names else ""))
-    elif args.action == "show":
-        if len(args.names) != 1:
-            raise ValueError("weights show: expected one released weights name.")
-        print(json.dumps(weights.weights_info(args.names[0]), indent=2))
-    elif args.action == "verify":
-        failures = 0
-        for name in args.names or weights.list_weights():
-            try:
-                report = verify_weights(name)
-            except (ValueError, FileNotFoundError) as error:
-                failures += 1
-                print(f"FAIL {name}: {error}")
-            else:
-                print(f"ok   {name}: sha256 {report['sha256'][:16]}..., {report['parameters']:,} parameters")
-        if failures:
-            raise ValueError(f"{failures} release(s) failed verification.")
-    else:  # release
-        if len(args.names) != 1 or not args.name or not args.data:
-            raise ValueError("weights release: expected RUN_DIR, --name NAME and --data DIR.")
-        from keras_wrn.release import release  # deferred: TensorFlow
+    failures = 0
+    for name in args.releases or weights.list_weights():
+        try:
+            report = verify_weights(name)
+        except (ValueError, FileNotFoundError) as error:
+            failures += 1
+            print(f"FAIL {name}: {error}")
+        else:
+            print(f"ok   {name}: sha256 {report['sha256'][:16]}..., {report['parameters']:,} parameters")
+    if failures:
+        raise ValueError(f"{failures} release(s) failed verification.")
 
-        entry = release(args.names[0], args.name, args.data, dataset=args.dataset, which=args.which,
-                                default=args.default, training_command=args.training_command,
-                                training_commit=args.training_commit, wall_time=args.wall_time)
-        print(json.dumps(entry, indent=2))
+
+def _cmd_weights_download(args):
+    from keras_wrn import weights  # deferred: h5py and NumPy, not needed for --help
+
+    names = args.releases or weights.list_weights()
+    for name in names:
+        weights.weights_info(name)  # an unknown name fails before anything is fetched
+    for name in names:
+        path, _ = weights.resolve_weights(name, base_url=args.url)
+        print(f"{name}: {path}", flush=True)
+
+
+def _cmd_weights_release(args):
+    from keras_wrn.release import release  # deferred: TensorFlow
+
+    entry = release(args.run_dir, args.name, args.data, dataset=args.dataset, which=args.which,
+                    default=args.default, training_command=args.training_command,
+                    training_commit=args.training_commit, wall_time=args.wall_time)
+    print(json.dumps(entry, indent=2))
 
 
 CONVERTERS = ("wrn-pytorch", "titu1994-wrn", "asmith26-wrn", "titu1994-ror")
@@ -232,14 +285,15 @@ def _split(value, argument):
 
 def _add_training_arguments(parser, default_recipe):
     parser.add_argument("name", help="a registered model name")
-    parser.add_argument("--data", required=True, help="CIFAR python batches or train/ and test/ image folders")
+    parser.add_argument("--data", required=True,
+                        help="CIFAR python batches, train/ and test/ image folders, or one <class>/ folder")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, logs, curves)")
     parser.add_argument("--recipe", default=default_recipe,
                         help=f"wrn, preact, preact-110, ror, adapters, finetune (default {default_recipe})")
     parser.add_argument("--epochs", type=int, default=None, help="epochs; the recipe's schedule is scaled")
     parser.add_argument("--batch-size", type=int, default=None, help="global batch; default the recipe's (128)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dropout", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=0, help="seeds initialisation, shuffling, augmentation (default 0)")
+    parser.add_argument("--dropout", type=float, default=None, help="dropout rate (default: the model's)")
     parser.add_argument("--limit-train", type=int, default=None, help="use the first N training images")
     parser.add_argument("--normalization", default="meanstd", choices=("meanstd", "zca"),
                         help="per-channel mean/std (default) or ZCA whitening (WRN v1)")
@@ -249,43 +303,61 @@ def _add_training_arguments(parser, default_recipe):
     parser.add_argument("--cpu-devices", type=int, default=None,
                         help="split the CPU into N logical devices (for --distribute mirrored without GPUs)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="base learning rate (default: the recipe's); the schedule keeps its shape")
+    parser.add_argument("--weight-decay", type=float, default=None, help="L2 coefficient (default: the recipe's)")
+    parser.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
+                        help="0 silent, 1 Keras' bar, 2 a line per epoch (default: a bar on a terminal, plain "
+                        "lines every few seconds in a log)")
 
 
 def make_parser():
     parser = argparse.ArgumentParser(prog="keras-wrn", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"keras-wrn {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     listing = commands.add_parser("list", help="list registered model names")
     listing.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'wrn-*'")
-    listing.set_defaults(run=_cmd_list)
+    listing.set_defaults(run=_cmd_list, light=True)
 
     summary = commands.add_parser("summary", help="parameters, MACs and activation memory of a model")
     _add_model_arguments(summary)
     summary.set_defaults(run=_cmd_summary)
 
-    plot = commands.add_parser("plot", help="draw a model's architecture with keras.utils.plot_model")
+    plot = commands.add_parser("plot", help="draw a model's architecture (every layer, or one node per unit)")
     _add_model_arguments(plot)
     plot.add_argument("out", help="output file: .png, .svg, .pdf or .dot")
+    plot.add_argument("--level", default="layer", choices=("layer", "block"),
+                      help="layer: every layer (keras.utils.plot_model); block: one node per residual unit, "
+                      "identical runs collapsed, readable at any depth (default layer)")
     plot.add_argument("--dpi", type=int, default=72, help="resolution of a PNG (default 72)")
     plot.set_defaults(run=_cmd_plot)
 
     train = commands.add_parser("train", help="train with a paper recipe; resumable")
     _add_training_arguments(train, "wrn")
+    train.add_argument("--val-fraction", type=float, default=None,
+                       help="hold out this fraction of the training images for validation (picks best.weights.h5); "
+                       "the test split is then measured once at the end (default: validate on the test split, as "
+                       "the papers report)")
     train.set_defaults(run=_cmd_train)
 
     finetune = commands.add_parser("finetune", help="fine-tune trained weights on new data with a new head")
     _add_training_arguments(finetune, "finetune")
-    finetune.add_argument("--weights", required=True, help="a .weights.h5 of the same architecture")
+    finetune.add_argument("--weights", required=True,
+                          help="a released weights name (keras-wrn weights list) or a .weights.h5 of the architecture")
+    finetune.add_argument("--val-fraction", type=float, default=0.1,
+                          help="fraction of the training images held out (seeded, stratified) to pick the best "
+                          "epoch; the test split, if --data has one, is measured once at the end (default 0.1)")
     finetune.add_argument("--freeze-backbone", action="store_true", help="train only the new head")
     finetune.set_defaults(run=_cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="top-1 error and a confusion-matrix PNG")
     evaluate.add_argument("name", help="a registered model name")
-    evaluate.add_argument("--weights", required=True, help="a .weights.h5 (preprocessing from run.json beside it)")
+    evaluate.add_argument("--weights", required=True,
+                          help="a released weights name, or a .weights.h5 (preprocessing from run.json beside it)")
     evaluate.add_argument("--data", required=True, help="CIFAR python batches or split/<class>/ image folders")
-    evaluate.add_argument("--split", default="test", help="default test")
-    evaluate.add_argument("--batch-size", type=int, default=500)
+    evaluate.add_argument("--split", default="test", help="the split folder or CIFAR split (default test)")
+    evaluate.add_argument("--batch-size", type=int, default=500, help="images per batch (default 500)")
     evaluate.add_argument("--image-size", type=_image_size, default=None, help="H,W image folders are resized to")
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
     evaluate.add_argument("--confusion", default=None, help="PNG path (default beside the weights)")
@@ -314,12 +386,13 @@ def make_parser():
     protocol.add_argument("--source", default=None, help="the source resnet26 .weights.h5 (all modes but scratch)")
     protocol.add_argument("--data", required=True, help="the Decathlon root (annotations/, data/, mean/std pickle)")
     protocol.add_argument("--domains", required=True, help="comma-separated, e.g. aircraft,svhn")
-    protocol.add_argument("--mode", required=True, choices=("scratch", "finetune", "bn", "series", "parallel"))
-    protocol.add_argument("--out", required=True)
+    protocol.add_argument("--mode", required=True, choices=("scratch", "finetune", "bn", "series", "parallel"),
+                          help="what trains per domain: everything from scratch or the source, BN only, or adapters")
+    protocol.add_argument("--out", required=True, help="directory for the packs and results.json")
     protocol.add_argument("--epochs", type=int, default=None, help="default 120 (the adapters recipe), scaled")
-    protocol.add_argument("--batch-size", type=int, default=128)
-    protocol.add_argument("--width-factor", type=float, default=1.0)
-    protocol.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+    protocol.add_argument("--batch-size", type=int, default=128, help="default 128")
+    protocol.add_argument("--width-factor", type=float, default=1.0, help="the source ResNet-26's (default 1.0)")
+    protocol.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras progress (default 2)")
     protocol.set_defaults(run=_cmd_decathlon_train)
     compare = decathlon_commands.add_parser(
         "compare", help="every training mode on bundled small real domains (digits, lfw-faces): the adapter table")
@@ -329,25 +402,45 @@ def make_parser():
     compare.add_argument("--domains", default="digits,lfw-faces", help="comma-separated (default digits,lfw-faces)")
     compare.add_argument("--modes", default="scratch,finetune,bn,series,parallel", help="comma-separated subset")
     compare.add_argument("--epochs", type=int, default=30, help="the adapters recipe scaled to this many epochs")
-    compare.add_argument("--batch-size", type=int, default=32)
+    compare.add_argument("--batch-size", type=int, default=32, help="default 32")
     compare.add_argument("--image-size", type=int, default=32, help="square input side (the source's)")
     compare.add_argument("--width-factor", type=float, default=None, help="only with a .weights.h5 path")
-    compare.add_argument("--seed", type=int, default=0)
-    compare.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
+    compare.add_argument("--seed", type=int, default=0, help="default 0")
+    compare.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
+                         help="Keras progress per fit (default 0; a line per domain and mode is always printed)")
     compare.set_defaults(run=_cmd_decathlon_compare)
 
-    released = commands.add_parser("weights", help="released weights: list, show, verify, release")
-    released.add_argument("action", choices=("list", "show", "verify", "release"))
-    released.add_argument("names", nargs="*", help="list: a pattern; show/verify: names; release: the run directory")
-    released.add_argument("--name", help="release: the new weights name, e.g. wrn-16-1.cifar10-jpeg-e10")
-    released.add_argument("--data", help="release: the data whose test split is evaluated")
-    released.add_argument("--dataset", default="cifar10-jpeg", help="release: the dataset's name")
-    released.add_argument("--which", default="last", choices=("last", "best"))
-    released.add_argument("--default", action="store_true", help="release: make it the model's default weights")
-    released.add_argument("--training-command", default=None, help="release: for runs that predate run.json's record")
-    released.add_argument("--training-commit", default=None, help="release: for runs that predate run.json's record")
-    released.add_argument("--wall-time", default=None, help="release: for runs that predate per-epoch timing")
-    released.set_defaults(run=_cmd_weights)
+    released = commands.add_parser("weights", help="released weights: list, show, verify, download, release",
+                                   description="Released weights: list, show, verify, download into the cache, "
+                                   "release a finished run.")
+    weights_commands = released.add_subparsers(dest="weights_command", required=True, metavar="COMMAND")
+    listing = weights_commands.add_parser("list", help="released names with their model, size and error")
+    listing.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'wrn-*'")
+    listing.set_defaults(run=_cmd_weights_list, light=True)
+    show = weights_commands.add_parser("show", help="a release's whole manifest entry (JSON)")
+    show.add_argument("release", help="a released weights name")
+    show.set_defaults(run=_cmd_weights_show, light=True)
+    verify = weights_commands.add_parser("verify", help="hash, size, loading and parameter count of releases")
+    verify.add_argument("releases", nargs="*", help="released names (default: all)")
+    verify.set_defaults(run=_cmd_weights_verify)
+    download = weights_commands.add_parser(
+        "download", help="fetch releases into the cache ($KERAS_HOME/models/keras_wrn), hash-checked")
+    download.add_argument("releases", nargs="*", help="released names (default: all)")
+    download.add_argument("--url", default=None,
+                          help="base URL the file names are appended to (default $KERAS_WRN_WEIGHTS_URL, else "
+                          "each release's origin)")
+    download.set_defaults(run=_cmd_weights_download)
+    publish = weights_commands.add_parser("release", help="release a finished training run as named weights")
+    publish.add_argument("run_dir", help="the run directory of a finished `keras-wrn train`")
+    publish.add_argument("--name", required=True, help="the new weights name, e.g. wrn-16-1.cifar10-jpeg-e10")
+    publish.add_argument("--data", required=True, help="the data whose test split is evaluated")
+    publish.add_argument("--dataset", default="cifar10-jpeg", help="the dataset's name (default cifar10-jpeg)")
+    publish.add_argument("--which", default="last", choices=("last", "best"), help="which weights of the run")
+    publish.add_argument("--default", action="store_true", help="make it the model's default weights")
+    publish.add_argument("--training-command", default=None, help="for runs that predate run.json's record")
+    publish.add_argument("--training-commit", default=None, help="for runs that predate run.json's record")
+    publish.add_argument("--wall-time", default=None, help="for runs that predate per-epoch timing")
+    publish.set_defaults(run=_cmd_weights_release)
     return parser
 
 
@@ -355,8 +448,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)
     args.argv = argv
-    from keras_wrn.plotting import GraphvizMissingError  # deferred: TensorFlow
-
+    if not getattr(args, "light", False):
+        _start_tensorflow_quietly()
     try:
         args.run(args)
     except (ValueError, FileNotFoundError, GraphvizMissingError) as error:
