@@ -125,6 +125,11 @@ def test_adapter_pack_round_trip_and_refusals(tmp_path):
     np.testing.assert_array_equal(other["restored"].predict(x, verbose=0), expected)
     assert other.pack_meta["restored"]["class_names"] == ["x", "y", "z"] and meta["classes"] == 3
 
+    fresh = MultiDomainNetwork(adapter="parallel", input_shape=SHAPE, width_factor=0.25, compile=False)
+    fresh.load_shared(net["a"])  # no domain yet: the shared layers are made, then loaded
+    fresh.load_pack(tmp_path / "a.h5")
+    np.testing.assert_array_equal(fresh["a"].predict(x, verbose=0), expected)
+
     series = MultiDomainNetwork(adapter="series", input_shape=SHAPE, width_factor=0.25, compile=False)
     with pytest.raises(ValueError, match="built with adapter='parallel'; this network has 'series'"):
         series.load_pack(tmp_path / "a.h5")

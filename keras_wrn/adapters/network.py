@@ -111,8 +111,18 @@ class MultiDomainNetwork:
     def domain_weights(self, domain):
         return self.domain_bank(domain).weights
 
+    def _build_shared(self):
+        """Create the shared layers if no domain has yet (they are made while a domain's graph is built)."""
+        if not self.shared.layers:
+            units = AdapterUnits(self.shared, LayerBank(), self.adapter, self.positions)
+            build_model(self.family, units=units, **dict(self._build_arguments(1, None), compile=False))
+
     def load_shared(self, source):
-        """Copy the convolutions of a plain network of the same family (the source) into the shared bank."""
+        """Copy the convolutions of a plain network of the same family (the source) into the shared bank.
+
+        Works before any domain exists, e.g. to load adapter packs into a new network.
+        """
+        self._build_shared()
         for name, layer in self.shared.layers.items():
             layer.set_weights(source.get_layer(name).get_weights())
 
@@ -122,6 +132,7 @@ class MultiDomainNetwork:
 
     def fingerprint(self):
         """sha256 of the shared backbone (`packs.backbone_fingerprint`)."""
+        self._build_shared()
         return _packs.backbone_fingerprint(self)
 
     def save_pack(self, domain, path, class_names=None, preprocessing=None):
