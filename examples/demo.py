@@ -2,12 +2,14 @@
 
     python examples/demo.py [--weights NAME] [--out demo_out]
 
-1. loads the default released model (`keras-wrn weights list`), checking its sha256;
-2. evaluates it on the 1,000 bundled cifar10-jpeg test images and prints the
-   top-1 error next to the figure recorded in weights/manifest.json;
+1. loads the default released model by its name (`keras-wrn weights list`), checking
+   its sha256; the release's normalisation is part of the model;
+2. classifies three raw sample images with `decode_predictions`, then evaluates the
+   1,000 bundled cifar10-jpeg test images (raw pixels) and prints the top-1 error
+   next to the figure recorded in the manifest;
 3. prints the model summary (parameters, MACs, activation memory);
 4. writes the architecture plot and the confusion matrix to --out.
-Nothing is downloaded.
+Nothing is downloaded in the checkout (the files are in weights/).
 """
 
 import argparse
@@ -18,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras_wrn  # noqa: E402
 from keras_wrn import weights as registry  # noqa: E402
+from keras_wrn.data import load_data  # noqa: E402
 from keras_wrn.data.datasets import SAMPLE_NAME  # noqa: E402
 from keras_wrn.plotting import GraphvizMissingError  # noqa: E402
 from keras_wrn.training import evaluate  # noqa: E402
@@ -37,8 +40,15 @@ def main(argv=None):
           f"{entry['dataset']} with the {entry['training']['recipe']!r} recipe for {entry['training']['epochs']} epochs)")
 
     start = time.perf_counter()
-    model = keras_wrn.create_model(entry["model"], weights=name)
+    model = keras_wrn.create_model(name)  # the release's architecture, weights and normalisation
     print(f"built and loaded in {time.perf_counter() - start:.1f} s (sha256 {entry['sha256'][:16]}... verified)")
+
+    sample = load_data(SAMPLE_NAME, splits=("test",))
+    images, labels = sample["x_test"][:3], sample["y_test"][:3]  # raw 0-255 RGB, straight from the JPEGs
+    decoded = keras_wrn.decode_predictions(model.predict(images.astype("float32"), verbose=0), weights=name, top=2)
+    for row, label in zip(decoded, labels):
+        guesses = ", ".join(f"{class_name} {score:.2f}" for _, class_name, score in row)
+        print(f"  a {sample['class_names'][label]} image (raw pixels) -> {guesses}")
 
     start = time.perf_counter()
     confusion = os.path.join(args.out, f"confusion-{name}-sample.png")

@@ -47,6 +47,7 @@ class PeriodicProgress(keras.callbacks.Callback):
         self.every_seconds = every_seconds
         self.stream = stream
         self._started = self._last = None
+        self._fitting = False
 
     def _begin(self, logs=None):
         self._last = time.perf_counter()
@@ -66,14 +67,22 @@ class PeriodicProgress(keras.callbacks.Callback):
         done = f"step {batch + 1}/{steps} ({100 * (batch + 1) / steps:.0f}%)" if steps else f"step {batch + 1}"
         self._line(done + "".join(f", {key} {float(value):.4f}" for key, value in (logs or {}).items()))
 
-    on_train_begin = on_predict_begin = on_test_begin = _begin
+    on_predict_begin = on_test_begin = _begin
     on_train_batch_end = on_predict_batch_end = on_test_batch_end = _batch
 
+    def on_train_begin(self, logs=None):
+        self._fitting = True
+        self._begin(logs)
+
+    def on_train_end(self, logs=None):
+        self._fitting = False
+
     def on_epoch_end(self, epoch, logs=None):
-        self._line(f"epoch {epoch + 1} done" + "".join(f", {k} {float(v):.4f}" for k, v in (logs or {}).items()))
+        self._line("done" + "".join(f", {k} {float(v):.4f}" for k, v in (logs or {}).items()))
 
     def on_predict_end(self, logs=None):
         self._line("done")
 
     def on_test_end(self, logs=None):
-        self._line("evaluation done" + "".join(f", {k} {float(v):.4f}" for k, v in (logs or {}).items()))
+        if not self._fitting:  # inside fit, the epoch's line carries the validation metrics
+            self._line("done" + "".join(f", {k} {float(v):.4f}" for k, v in (logs or {}).items()))
