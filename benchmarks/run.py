@@ -89,7 +89,7 @@ def matmul_gflops(size=2048, repeats=5):
     return rates
 
 
-def blocks(step, steps, repeats):
+def blocks(step, steps, repeats, batch=BATCH):
     """images/s of ``repeats`` blocks of ``steps`` steps after a warm-up block.
 
     ``step(steps)`` may return the seconds its steps took (Keras' ``fit``: the
@@ -100,7 +100,7 @@ def blocks(step, steps, repeats):
     for _ in range(repeats):
         start = time.perf_counter()
         seconds = step(steps)
-        rates.append(steps * BATCH / (seconds if seconds is not None else time.perf_counter() - start))
+        rates.append(steps * batch / (seconds if seconds is not None else time.perf_counter() - start))
     return rates
 
 
@@ -213,8 +213,9 @@ def worker(task):
         model = keras_wrn.create_model(task["model"])
         return dict(task, seconds=time.perf_counter() - start, params=model.count_params())
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((BATCH, 32, 32, 3)).astype(np.float32)
-    y = rng.integers(0, 10, BATCH).astype(np.int32)
+    batch = task.get("batch", BATCH)
+    x = rng.standard_normal((batch, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, batch).astype(np.int32)
     key, implementation = task["model"], task["implementation"]
     start = time.perf_counter()
     ours = implementation.startswith("keras_wrn")
@@ -222,18 +223,22 @@ def worker(task):
     build = time.perf_counter() - start
     if model is None:
         return dict(task, skipped=True)
-    from keras_wrn.stats import count_parameters, model_stats  # in the worker: TensorFlow starts there
-
     if implementation == "PyTorch eager":
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         runner = _torch_runner
     else:
+        from keras_wrn.stats import count_parameters  # in the worker: Keras starts there
+
         params = count_parameters(model.trainable_weights)
         runner = _keras_runner
-    macs = model_stats(model if ours else _keras_wrn_model(key))["macs"]
-    train = blocks(runner(model, x, y, True), task["steps"], task["repeats"])
+    macs = task.get("macs")
+    if macs is None:  # the architecture's count, the same for every implementation: measured once per model
+        from keras_wrn.stats import model_stats
+
+        macs = model_stats(model if ours else _keras_wrn_model(key))["macs"]
+    train = blocks(runner(model, x, y, True), task["steps"], task["repeats"], batch)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    infer = blocks(runner(model, x, y, False), task["steps"], task["repeats"])
+    infer = blocks(runner(model, x, y, False), task["steps"], task["repeats"], batch)
     return dict(task, params=params, macs=macs, build_seconds=build, train=train, infer=infer, peak_rss_mib=peak,
                 backend=os.environ.get("KERAS_BACKEND", "tensorflow"))
 
@@ -248,8 +253,9 @@ def paired(task):
     network's block of the same repetition.
     """
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((BATCH, 32, 32, 3)).astype(np.float32)
-    y = rng.integers(0, 10, BATCH).astype(np.int32)
+    batch = task.get("batch", BATCH)
+    x = rng.standard_normal((batch, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, batch).astype(np.int32)
     keys, steps, repeats = task["models"], task["steps"], task["repeats"]
     models = {key: _keras_wrn_model(key) for key in keys}
     result = dict(task)
@@ -297,13 +303,13 @@ def _spread(values):
     return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
 
 
-def report(rows, builds, pipeline, matmul, command, backend, adapters=None):
+def report(rows, builds, pipeline, matmul, command, backend, adapters=None, batch=BATCH):
     peak = max(matmul["rates"].values())
     lines = [
         "# Benchmarks: training and inference throughput",
         "",
         f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()}), Keras backend "
-        f"`{backend}`, batch {BATCH}, 32x32x3. Arithmetic limit: the fastest float32 matrix product "
+        f"`{backend}`, batch {batch}, 32x32x3. Arithmetic limit: the fastest float32 matrix product "
         f"({matmul['size']}^3) of " + ", ".join(f"{name} {rate:.1f}" for name, rate in matmul["rates"].items())
         + f" GFLOP/s, i.e. {peak:.1f} GFLOP/s.",
         f"Command: `{command}`",
@@ -376,8 +382,9 @@ def main(argv=None):
     parser.add_argument("--adapters", default="on", choices=("on", "off"),
                         help="measure the adapter cost (plain/series/parallel/merged ResNet-26 in one process)")
     parser.add_argument("--out", default=os.path.join(HERE, "results.md"))
+    parser.add_argument("--batch", type=int, default=BATCH, help=f"images per step (default {BATCH})")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1 step, 1 repeat, no file, no builds (wrn-16-1 unless --models)")
+                        help="smoke run: 1 step, 1 repeat, batch 16, no file, no builds (wrn-16-1 unless --models)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -385,7 +392,7 @@ def main(argv=None):
         return None
     if args.quick:
         args.models = "wrn-16-1" if args.models == DEFAULT_MODELS else args.models
-        args.steps, args.repeats, args.out, args.builds = 1, 1, None, ""
+        args.steps, args.repeats, args.out, args.builds, args.batch = 1, 1, None, "", 16
         args.other_backends = "" if args.other_backends is None else args.other_backends
     if args.other_backends is None:
         args.other_backends = ",".join(b for b in BACKENDS if b != args.backend)
@@ -400,24 +407,28 @@ def main(argv=None):
                          f"got {others}")
     models = [m for m in args.models.split(",") if m]
     matmul = _run_worker(dict(kind="matmul", size=512 if args.quick else 2048), args.backend)
-    rows = []
+    rows, macs = [], {}
     for task in _tasks(models, args.steps, args.repeats or 5, implementations, others,
                        [m for m in args.backend_models.split(",") if m]):
         if args.steps is None and task["model"] not in STEPS:
             task["steps"] = 20
+        task.update(batch=args.batch, macs=macs.get(task["model"]))
         row = _run_worker(task, args.backend)
         rows.append(row)
+        if "macs" in row:
+            macs[task["model"]] = row["macs"]
         if not row.get("skipped"):
             print(f"{row['model']:18s} {row['implementation']:14s} train {_spread(row['train'])} img/s  "
                   f"inference {_spread(row['infer'])} img/s", flush=True)
     adapters = None
     if args.adapters == "on" and set(ADAPTER_KEYS[1:]) & set(models):
         keys = ["resnet26"] + [key for key in ADAPTER_KEYS[1:] if key in models]
-        adapters = _run_worker(dict(kind="paired", models=keys, steps=args.steps or 3, repeats=args.repeats or 5),
+        adapters = _run_worker(dict(kind="paired", models=keys, steps=args.steps or 3, repeats=args.repeats or 5,
+                                    batch=args.batch),
                                args.backend)
     builds = [_run_worker(dict(kind="build", model=name), args.backend) for name in args.builds.split(",") if name]
     pipeline = _pipeline(args.data, 3) if args.data else None
-    text = report(rows, builds, pipeline, matmul, command, args.backend, adapters)
+    text = report(rows, builds, pipeline, matmul, command, args.backend, adapters, args.batch)
     print(text)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as stream:
