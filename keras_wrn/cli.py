@@ -54,6 +54,40 @@ def _start_tensorflow_quietly():
         os.close(null)
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a number > 0, got 0")
+    return value
+
+
+def _fraction(text):
+    value = _non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
+    return value
+
+
 def _input_shape(text):
     try:
         shape = tuple(int(part) for part in text.split(","))
@@ -64,7 +98,7 @@ def _input_shape(text):
 
 def _add_model_arguments(parser):
     parser.add_argument("name", help="a registered model name, see `keras-wrn list`")
-    parser.add_argument("--classes", type=int, default=None, help="classifier width (default 10)")
+    parser.add_argument("--classes", type=_positive_int, default=None, help="classifier width (default 10)")
     parser.add_argument("--input-shape", type=_input_shape, default=None, help="H,W,C (default 32,32,3)")
 
 
@@ -290,22 +324,22 @@ def _add_training_arguments(parser, default_recipe):
     parser.add_argument("--out", required=True, help="run directory (checkpoints, logs, curves)")
     parser.add_argument("--recipe", default=default_recipe,
                         help=f"wrn, preact, preact-110, ror, adapters, finetune (default {default_recipe})")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs; the recipe's schedule is scaled")
-    parser.add_argument("--batch-size", type=int, default=None, help="global batch; default the recipe's (128)")
+    parser.add_argument("--epochs", type=_positive_int, default=None, help="epochs; the recipe's schedule is scaled")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, help="global batch; default the recipe's (128)")
     parser.add_argument("--seed", type=int, default=0, help="seeds initialisation, shuffling, augmentation (default 0)")
-    parser.add_argument("--dropout", type=float, default=None, help="dropout rate (default: the model's)")
-    parser.add_argument("--limit-train", type=int, default=None, help="use the first N training images")
+    parser.add_argument("--dropout", type=_fraction, default=None, help="dropout rate (default: the model's)")
+    parser.add_argument("--limit-train", type=_positive_int, default=None, help="use the first N training images")
     parser.add_argument("--normalization", default="meanstd", choices=("meanstd", "zca"),
                         help="per-channel mean/std (default) or ZCA whitening (WRN v1)")
     parser.add_argument("--image-size", type=_image_size, default=None, help="H,W image folders are resized to")
     parser.add_argument("--distribute", default=None, choices=("none", "mirrored", "multi-worker"),
                         help="tf.distribute strategy; multi-worker reads TF_CONFIG")
-    parser.add_argument("--cpu-devices", type=int, default=None,
+    parser.add_argument("--cpu-devices", type=_positive_int, default=None,
                         help="split the CPU into N logical devices (for --distribute mirrored without GPUs)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    parser.add_argument("--lr", type=float, default=None,
+    parser.add_argument("--lr", type=_positive_float, default=None,
                         help="base learning rate (default: the recipe's); the schedule keeps its shape")
-    parser.add_argument("--weight-decay", type=float, default=None, help="L2 coefficient (default: the recipe's)")
+    parser.add_argument("--weight-decay", type=_non_negative_float, default=None, help="L2 coefficient (default: the recipe's)")
     parser.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
                         help="0 silent, 1 Keras' bar, 2 a line per epoch (default: a bar on a terminal, plain "
                         "lines every few seconds in a log)")
@@ -330,12 +364,12 @@ def make_parser():
     plot.add_argument("--level", default="layer", choices=("layer", "block"),
                       help="layer: every layer (keras.utils.plot_model); block: one node per residual unit, "
                       "identical runs collapsed, readable at any depth (default layer)")
-    plot.add_argument("--dpi", type=int, default=72, help="resolution of a PNG (default 72)")
+    plot.add_argument("--dpi", type=_positive_int, default=72, help="resolution of a PNG (default 72)")
     plot.set_defaults(run=_cmd_plot)
 
     train = commands.add_parser("train", help="train with a paper recipe; resumable")
     _add_training_arguments(train, "wrn")
-    train.add_argument("--val-fraction", type=float, default=None,
+    train.add_argument("--val-fraction", type=_fraction, default=None,
                        help="hold out this fraction of the training images for validation (picks best.weights.h5); "
                        "the test split is then measured once at the end (default: validate on the test split, as "
                        "the papers report)")
@@ -345,7 +379,7 @@ def make_parser():
     _add_training_arguments(finetune, "finetune")
     finetune.add_argument("--weights", required=True,
                           help="a released weights name (keras-wrn weights list) or a .weights.h5 of the architecture")
-    finetune.add_argument("--val-fraction", type=float, default=0.1,
+    finetune.add_argument("--val-fraction", type=_fraction, default=0.1,
                           help="fraction of the training images held out (seeded, stratified) to pick the best "
                           "epoch; the test split, if --data has one, is measured once at the end (default 0.1)")
     finetune.add_argument("--freeze-backbone", action="store_true", help="train only the new head")
@@ -357,9 +391,9 @@ def make_parser():
                           help="a released weights name, or a .weights.h5 (preprocessing from run.json beside it)")
     evaluate.add_argument("--data", required=True, help="CIFAR python batches or split/<class>/ image folders")
     evaluate.add_argument("--split", default="test", help="the split folder or CIFAR split (default test)")
-    evaluate.add_argument("--batch-size", type=int, default=500, help="images per batch (default 500)")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=500, help="images per batch (default 500)")
     evaluate.add_argument("--image-size", type=_image_size, default=None, help="H,W image folders are resized to")
-    evaluate.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    evaluate.add_argument("--limit", type=_positive_int, default=None, help="evaluate the first N images only")
     evaluate.add_argument("--confusion", default=None, help="PNG path (default beside the weights)")
     evaluate.add_argument("--json", default=None, help="also write the metrics as JSON")
     evaluate.set_defaults(run=_cmd_evaluate)
@@ -389,9 +423,9 @@ def make_parser():
     protocol.add_argument("--mode", required=True, choices=("scratch", "finetune", "bn", "series", "parallel"),
                           help="what trains per domain: everything from scratch or the source, BN only, or adapters")
     protocol.add_argument("--out", required=True, help="directory for the packs and results.json")
-    protocol.add_argument("--epochs", type=int, default=None, help="default 120 (the adapters recipe), scaled")
-    protocol.add_argument("--batch-size", type=int, default=128, help="default 128")
-    protocol.add_argument("--width-factor", type=float, default=1.0, help="the source ResNet-26's (default 1.0)")
+    protocol.add_argument("--epochs", type=_positive_int, default=None, help="default 120 (the adapters recipe), scaled")
+    protocol.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
+    protocol.add_argument("--width-factor", type=_positive_float, default=1.0, help="the source ResNet-26's (default 1.0)")
     protocol.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras progress (default 2)")
     protocol.set_defaults(run=_cmd_decathlon_train)
     compare = decathlon_commands.add_parser(
@@ -401,10 +435,10 @@ def make_parser():
     compare.add_argument("--out", required=True, help="directory for results.json and results.md")
     compare.add_argument("--domains", default="digits,lfw-faces", help="comma-separated (default digits,lfw-faces)")
     compare.add_argument("--modes", default="scratch,finetune,bn,series,parallel", help="comma-separated subset")
-    compare.add_argument("--epochs", type=int, default=30, help="the adapters recipe scaled to this many epochs")
-    compare.add_argument("--batch-size", type=int, default=32, help="default 32")
-    compare.add_argument("--image-size", type=int, default=32, help="square input side (the source's)")
-    compare.add_argument("--width-factor", type=float, default=None, help="only with a .weights.h5 path")
+    compare.add_argument("--epochs", type=_positive_int, default=30, help="the adapters recipe scaled to this many epochs")
+    compare.add_argument("--batch-size", type=_positive_int, default=32, help="default 32")
+    compare.add_argument("--image-size", type=_positive_int, default=32, help="square input side (the source's)")
+    compare.add_argument("--width-factor", type=_positive_float, default=None, help="only with a .weights.h5 path")
     compare.add_argument("--seed", type=int, default=0, help="default 0")
     compare.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
                          help="Keras progress per fit (default 0; a line per domain and mode is always printed)")

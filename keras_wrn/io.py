@@ -13,7 +13,8 @@ import json
 import os
 import tempfile
 
-__all__ = ["atomic_write", "write_json", "read_json", "sha256_file", "default_file_mode"]
+__all__ = ["atomic_write", "write_json", "read_json", "sha256_file", "default_file_mode", "remove_temporaries",
+           "TEMPORARY_PREFIX"]
 
 
 def default_file_mode():
@@ -21,6 +22,21 @@ def default_file_mode():
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+# Temporary files of `atomic_write`; a process killed mid-write leaves one, `remove_temporaries` cleans up.
+TEMPORARY_PREFIX = ".tmp-"
+
+
+def remove_temporaries(directory):
+    """Delete the temporaries a killed `atomic_write` left in ``directory``; returns their names."""
+    if not os.path.isdir(directory):
+        return []
+    left = sorted(name for name in os.listdir(directory)
+                  if name.startswith(TEMPORARY_PREFIX) and os.path.isfile(os.path.join(directory, name)))
+    for name in left:
+        os.remove(os.path.join(directory, name))
+    return left
 
 
 def atomic_write(path, write):
@@ -33,7 +49,7 @@ def atomic_write(path, write):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     suffix = ".weights.h5" if path.endswith(".weights.h5") else os.path.splitext(path)[1]
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    handle, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=suffix, dir=directory)
     os.close(handle)
     try:
         write(temporary)

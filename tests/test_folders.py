@@ -93,7 +93,7 @@ def test_reshuffle_flag(tmp_path):
         (["--data", "EMPTY"], "has no class folders"),
         (["--data", "DATA", "--recipe", "sgdr"], "recipe='sgdr' does not exist"),
         (["--data", "DATA", "--normalization", "pca"], "invalid choice: 'pca'"),
-        (["--data", "DATA", "--epochs", "0"], "--epochs 0: expected an integer >= 1"),
+        (["--data", "DATA", "--epochs", "0"], "argument --epochs: expected an integer >= 1, got 0"),  # the parser
     ],
 )
 def test_train_cli_bad_input(tmp_path, arguments, message):

@@ -15,12 +15,13 @@ reads it when no directory of that name exists, so examples and release checks
 run offline.
 """
 
+import hashlib
 import os
 
 from keras_wrn.data.cifar import CIFAR_LAYOUT, cifar_class_names, load_cifar
 from keras_wrn.data.folders import IMAGE_EXTENSIONS, load_image_folder
 
-__all__ = ["SAMPLE_DIR", "SAMPLE_NAME", "has_split", "is_flat_folder", "load_data"]
+__all__ = ["SAMPLE_DIR", "SAMPLE_NAME", "data_fingerprint", "has_split", "is_flat_folder", "load_data"]
 
 SAMPLE_NAME = "cifar10-jpeg-sample"
 SAMPLE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", SAMPLE_NAME)
@@ -44,6 +45,22 @@ def has_split(data, split):
         if os.path.basename(os.path.normpath(data)) == dirname or os.path.isdir(os.path.join(data, dirname)):
             return True
     return os.path.isdir(os.path.join(data, split))
+
+
+def data_fingerprint(data):
+    """sha256 of what identifies ``data``: every file's path relative to it and its size, sorted.
+
+    Runs record it so that ``--resume`` with other data is refused; renaming or
+    moving the folder keeps it, adding, removing or resizing a file changes it.
+    """
+    data = SAMPLE_DIR if data == SAMPLE_NAME and not os.path.isdir(data) else os.fspath(data)
+    digest = hashlib.sha256()
+    for folder, directories, files in os.walk(data):
+        directories.sort()
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            digest.update(f"{os.path.relpath(path, data)}\0{os.path.getsize(path)}\n".encode())
+    return digest.hexdigest()
 
 
 def load_data(data, splits=("train", "test"), image_size=None):

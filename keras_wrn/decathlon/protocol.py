@@ -81,7 +81,7 @@ def fit_domain(model, train_set, val_set, steps, epochs, recipe, verbose):
     """
     model.compile(optimizer=CoupledWeightDecaySGD(learning_rate_schedule(recipe, steps, epochs), momentum=0.9,
                                                   nesterov=False, l2=ADAPTER_WEIGHT_DECAY),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     start = time.perf_counter()
     model.fit(train_set, epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles
     seconds = time.perf_counter() - start

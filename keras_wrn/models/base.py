@@ -14,6 +14,7 @@ import os
 from typing import Callable, Optional
 
 import keras
+import numpy as np
 from keras import layers
 
 from keras_wrn import weights as released
@@ -146,6 +147,10 @@ def _validate_weights(builder, weights):
         )
 
 
+def _python_scalar(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _resolve_preprocessing(builder, include, weights):
     """The release's ``{"mean", "std"}`` to build into the model, or None.
 
@@ -181,7 +186,9 @@ def resolve_config(family, args, seed_kwargs):
         TypeError: for an unknown keyword argument.
     """
     builder = family.name
-    args = dict(args)
+    # NumPy scalars (np.int64(16), np.float32(0.3)) mean their Python values.
+    args = {key: _python_scalar(value) for key, value in args.items()}
+    seed_kwargs = {key: _python_scalar(value) for key, value in seed_kwargs.items()}
     args["verbose"] = _apply_seed_aliases(family, args, dict(seed_kwargs))
 
     input_tensor = args["input_tensor"]
@@ -227,8 +234,13 @@ def resolve_config(family, args, seed_kwargs):
         ) from None
     _validate_weights(builder, args["weights"])
     args["preprocessing"] = _resolve_preprocessing(builder, args.get("include_preprocessing"), args["weights"])
-    if args["name"] is not None and not isinstance(args["name"], str):
-        raise ValueError(f"{builder}: name={args['name']!r} is not allowed; expected a string.")
+    if args["name"] is not None and (not isinstance(args["name"], str) or not args["name"] or "/" in args["name"]):
+        raise ValueError(f"{builder}: name={args['name']!r} is not allowed; expected a non-empty string without '/'.")
+    try:
+        keras.activations.get(args["classifier_activation"])
+    except (ValueError, TypeError):
+        raise ValueError(f"{builder}: classifier_activation={args['classifier_activation']!r} is not allowed; "
+                         "expected None (logits), 'softmax' or another Keras activation.") from None
     if not isinstance(args["compile"], bool):
         raise ValueError(f"{builder}: compile must be True or False, got {args['compile']!r}.")
     family.configure(builder, args)
@@ -260,7 +272,8 @@ def compile_for_paper(model, optimizer, weight_decay, classifier_activation):
     model.compile(
         optimizer=paper_optimizer(optimizer, weight_decay),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
-        metrics=["accuracy"],
+        # Explicit: Keras' "accuracy" turns binary when the output has one unit.
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     return model
 

@@ -18,7 +18,7 @@ import time
 import keras
 
 from keras_wrn.data import load_data
-from keras_wrn.data.datasets import has_split
+from keras_wrn.data.datasets import data_fingerprint, has_split
 from keras_wrn.optimizers import CoupledWeightDecaySGD, validate_l2
 from keras_wrn.provenance import machine_description, source_commit
 from keras_wrn.recipes import get_recipe, learning_rate_schedule
@@ -32,7 +32,7 @@ from keras_wrn.training.distribute import (
 )
 from keras_wrn.training.normalization import check_normalization, normalise, pipeline
 from keras_wrn.training.progress import keras_verbose, progress_callbacks
-from keras_wrn.io import write_json
+from keras_wrn.io import remove_temporaries, write_json
 from keras_wrn.weights import HEAD_LAYERS, is_weights_name, load_backbone, resolve_weights
 
 __all__ = ["build_for_run", "outputs_logits", "train", "TEST_RESULT"]
@@ -138,6 +138,11 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
     has_run = rundir.has_run(out_dir)
     if chief and has_run and not resume:
         raise ValueError(f"--out {out_dir!r} already holds a run (run.json); pass --resume or choose another --out.")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out {out_dir!r} is a file; give a directory for the run.")
+    if chief and not has_run and os.path.isdir(out_dir) and os.listdir(out_dir):
+        raise ValueError(f"--out {out_dir!r} holds files but no run (no run.json); nothing there is overwritten: "
+                         "choose an empty or new directory.")
     if resume and not has_run:
         raise ValueError(f"--resume: {out_dir!r} holds no run (no run.json) to resume.")
     # Only the chief writes the run; other workers write to a scratch directory.
@@ -151,10 +156,14 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
     x_train, y_train = arrays["x_train"], arrays["y_train"]
     if limit_train:
         x_train, y_train = x_train[:limit_train], y_train[:limit_train]
+    if len(arrays["class_names"]) < 2:
+        raise ValueError(f"--data {os.fspath(data)!r} has {len(arrays['class_names'])} class "
+                         f"({', '.join(arrays['class_names'])}); a classifier needs at least two.")
     x_val, y_val = (arrays["x_test"], arrays["y_test"]) if with_test else (None, None)
     if val_fraction:
         x_train, x_val, y_train, y_val = _split_validation(x_train, y_train, val_fraction, seed)
-    config = dict(model=model_name, data=os.path.abspath(data), recipe=recipe.name, epochs=epochs,
+    config = dict(model=model_name, data=os.path.abspath(data), data_fingerprint=data_fingerprint(data),
+                  recipe=recipe.name, epochs=epochs,
                   batch_size=batch_size, seed=seed, dropout=dropout, class_names=arrays["class_names"],
                   limit_train=limit_train, normalization=normalization, init_weights=init_record,
                   learning_rate=recipe.learning_rate, weight_decay=recipe.weight_decay, val_fraction=val_fraction,
@@ -165,6 +174,8 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
         config.update(mean=init_statistics["mean"], std=init_statistics["std"])
     if resume:
         config = rundir.check_resume(out_dir, config)
+        if chief:
+            remove_temporaries(out_dir)  # half-written files of the killed run
     os.makedirs(write_dir, exist_ok=True)
     zca = normalise(config, out_dir if resume else write_dir, x_train, write=True)
 
@@ -186,7 +197,7 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
             learning_rate=schedule,
             momentum=recipe.momentum, nesterov=recipe.nesterov, l2=recipe.weight_decay,
         )
-        model.compile(optimizer=optimizer, metrics=["accuracy"],
+        model.compile(optimizer=optimizer, metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)))
         model.build((None,) + image_shape)
         optimizer.build(model.trainable_variables)

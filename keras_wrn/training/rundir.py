@@ -55,7 +55,7 @@ STATE_FILE = "state.json"
 # run.json fields that must agree for --resume to continue a run.
 RESUME_KEYS = ("model", "recipe", "epochs", "batch_size", "seed", "dropout", "class_names", "limit_train",
                "normalization", "init_weights", "freeze_backbone", "image_shape", "learning_rate", "weight_decay",
-               "val_fraction")
+               "val_fraction", "data_fingerprint")
 
 # Where `commit_epoch` calls its ``on_commit`` hook, in order:
 #   "weights-written": best/checkpoint/last weights are on disk, state.json still names the previous epoch;
@@ -81,6 +81,12 @@ def check_resume(out_dir, expected):
     for key in RESUME_KEYS:
         # Runs written before a field existed are compared on the fields they have.
         if key in stored and stored[key] != expected.get(key):
+            if key == "data_fingerprint":
+                raise ValueError(
+                    f"--resume: {path} is a run on other data: --data {expected.get('data')!r} does not hold the "
+                    f"files the run started with ({stored.get('data')!r}; field data_fingerprint differs); use the "
+                    "same --data or another --out."
+                )
             raise ValueError(
                 f"--resume: {path} is a run of {key}={stored.get(key)!r}, "
                 f"but this command asks for {key}={expected.get(key)!r}; use another --out or the same arguments."
