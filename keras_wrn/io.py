@@ -8,13 +8,14 @@ have given (0666 less the process umask), so results stay readable by the
 user's group as any other file they write.
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 
 __all__ = ["atomic_write", "write_json", "read_json", "sha256_file", "default_file_mode", "remove_temporaries",
-           "TEMPORARY_PREFIX"]
+           "TEMPORARY_PREFIX", "open_hdf5"]
 
 
 def default_file_mode():
@@ -89,3 +90,43 @@ def sha256_file(path, chunk=1 << 20):
         for block in iter(lambda: stream.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def open_hdf5(path, what="an HDF5 file"):
+    """Open the HDF5 file ``path`` read-only, refusing anything that reads outside it.
+
+    A dataset with external storage, a virtual dataset or an external link
+    makes h5py read bytes of *other* files (any file this process may read)
+    as if they were the file's; Keras' own loader refuses them, and so does
+    every reader of ours.
+
+    Raises:
+        ValueError: not an HDF5 file (``what`` says what was expected), or one
+            that refers to other files (named).
+    """
+    import h5py  # deferred: listing releases and starting the command line need no HDF5
+
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{path}: not {what} (unreadable as HDF5: {error}).") from None
+    with handle:
+        outside = []
+
+        def check_link(name):
+            link = handle.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                outside.append(f"{name} (external link to {link.filename})")
+
+        def check_object(name, item):
+            if isinstance(item, h5py.Dataset) and (item.external or item.is_virtual):
+                outside.append(f"{name} ({'external storage' if item.external else 'virtual dataset'})")
+
+        handle.visit_links(check_link)
+        if not outside:  # with no external link, visiting the objects stays inside the file
+            handle.visititems(check_object)
+        if outside:
+            raise ValueError(f"{path}: refers to data in other files ({', '.join(outside[:3])}); refused, since "
+                             "reading it would pull those files' bytes in.")
+        yield handle

@@ -7,6 +7,7 @@ commands that measured each metric, provenance: commit and machine).
 """
 
 import os
+import re
 import shutil
 
 from keras_wrn.data.datasets import SAMPLE_DIR, SAMPLE_NAME
@@ -16,7 +17,10 @@ from keras_wrn.registry import create_model, model_args
 from keras_wrn.training import evaluate
 from keras_wrn.weights import RELEASES_URL, load_manifest, weights_dir, write_manifest
 
-__all__ = ["release"]
+__all__ = ["release", "RELEASE_NAME"]
+
+# MODEL.DATASET-TAG: lower-case words of letters and digits joined by single '-' or '.' (no '/', no '..').
+RELEASE_NAME = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
 
 
 def release(run_dir, name, data, dataset="cifar10-jpeg", which="last", default=False, training_command=None,
@@ -32,10 +36,16 @@ def release(run_dir, name, data, dataset="cifar10-jpeg", which="last", default=F
     state = read_json(os.path.join(run_dir, "state.json"), "run state")
     if which not in ("last", "best"):
         raise ValueError(f"which={which!r} is not allowed; expected 'last' or 'best'.")
+    if not isinstance(name, str) or not RELEASE_NAME.fullmatch(name):
+        raise ValueError(f"--name {name!r} is not a release name; expected MODEL.DATASET-TAG in lower-case letters, "
+                         "digits, '-' and '.', such as wrn-16-1.cifar10-jpeg-e10 (no path separators).")
     directory = weights_dir()
     entries = load_manifest(directory)
-    if name in entries:
+    if name in entries or name in load_manifest():
         raise ValueError(f"weights {name!r} are already released; releases are immutable, choose another name.")
+    if os.path.exists(os.path.join(directory, f"{name}.weights.h5")):
+        raise ValueError(f"{os.path.join(directory, name + '.weights.h5')} exists; nothing in the releases folder "
+                         "is overwritten, choose another name.")
     if state["completed_epochs"] != run["epochs"]:
         raise ValueError(f"{run_dir}: {state['completed_epochs']} of {run['epochs']} epochs done; finish it first.")
     image_shape = run.get("image_shape") or [32, 32, 3]  # runs before the field existed trained at 32x32

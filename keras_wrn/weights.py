@@ -39,7 +39,7 @@ import tempfile
 
 import numpy as np
 
-from keras_wrn.io import atomic_write, sha256_file
+from keras_wrn.io import atomic_write, open_hdf5, sha256_file
 
 __all__ = [
     "weight_file_classes", "load_backbone", "HEAD_LAYERS", "weights_dir", "cache_dir", "load_manifest",
@@ -256,11 +256,9 @@ def weight_file_classes(path):
     Our models have exactly one Dense layer (the head), saved as ``layers/dense``.
     Returns None for a headless file (``include_top=False``).
     """
-    import h5py  # deferred: listing and showing releases (keras-wrn weights list) need no HDF5
-
     path = _check_weight_file(path)
     try:
-        with h5py.File(path, "r") as handle:
+        with open_hdf5(path, "a Keras weights file") as handle:
             layers = handle.get("layers")
             if layers is None:
                 raise ValueError(f"{path}: not a Keras 3 .weights.h5 file (no 'layers' group).")

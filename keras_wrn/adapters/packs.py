@@ -13,7 +13,7 @@ import json
 import h5py
 import numpy as np
 
-from keras_wrn.io import atomic_write
+from keras_wrn.io import atomic_write, open_hdf5
 
 __all__ = ["PACK_FORMAT", "backbone_fingerprint", "save_pack", "load_pack"]
 
@@ -67,7 +67,7 @@ def load_pack(network, path, domain=None):
     """
     path = str(path)
     try:
-        with h5py.File(path, "r") as handle:
+        with open_hdf5(path, "an adapter pack") as handle:
             meta = json.loads(handle.attrs["meta"])
             arrays = {}
             handle.visititems(lambda key, item: arrays.__setitem__(key, item[()]) if isinstance(item, h5py.Dataset) else None)

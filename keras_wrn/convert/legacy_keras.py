@@ -38,10 +38,10 @@ Seeds (where they deviate from the papers, and what is done):
 import os
 import re
 
-import h5py
 import numpy as np
 
 from keras_wrn.convert.pytorch_wrn import assign_checked
+from keras_wrn.io import open_hdf5
 from keras_wrn.models import create_wide_residual_network
 
 __all__ = ["from_legacy_keras", "read_legacy_weights", "SEEDS"]
@@ -58,11 +58,7 @@ def read_legacy_weights(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"source={path!r}: no such file.")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as error:
-        raise ValueError(f"{path}: not an HDF5 file ({error}).") from None
-    with handle:
+    with open_hdf5(path, "a Keras 1/2 weights file") as handle:
         root = handle["model_weights"] if "model_weights" in handle else handle
         if "layer_names" not in root.attrs:
             raise ValueError(f"{path}: not a Keras 1/2 weights file (no 'layer_names' attribute); "
