@@ -29,6 +29,20 @@ SAMPLE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 DEFAULT_IMAGE_SIZE = (32, 32)
 
 
+def _directory(data):
+    """``data`` as a path: ``SAMPLE_NAME`` stands for the bundled sample unless a directory has that name."""
+    data = os.fspath(data)
+    return SAMPLE_DIR if data == SAMPLE_NAME and not os.path.isdir(data) else data
+
+
+def _cifar_dataset(directory):
+    """The `CIFAR_LAYOUT` key whose batch directory ``directory`` is or contains, else None."""
+    for dataset, (dirname, _, _, _) in CIFAR_LAYOUT.items():
+        if os.path.basename(os.path.normpath(directory)) == dirname or os.path.isdir(os.path.join(directory, dirname)):
+            return dataset
+    return None
+
+
 def is_flat_folder(data):
     """Whether ``data`` is a plain ``<class>/`` image folder (no ``train/``/``test/`` splits)."""
     if not os.path.isdir(data) or any(os.path.isdir(os.path.join(data, split)) for split in ("train", "test")):
@@ -40,11 +54,8 @@ def is_flat_folder(data):
 
 def has_split(data, split):
     """Whether ``data`` (any layout `load_data` reads) holds ``split``; CIFAR batches hold both."""
-    data = SAMPLE_DIR if data == SAMPLE_NAME and not os.path.isdir(data) else os.fspath(data)
-    for dirname, _, _, _ in CIFAR_LAYOUT.values():
-        if os.path.basename(os.path.normpath(data)) == dirname or os.path.isdir(os.path.join(data, dirname)):
-            return True
-    return os.path.isdir(os.path.join(data, split))
+    data = _directory(data)
+    return _cifar_dataset(data) is not None or os.path.isdir(os.path.join(data, split))
 
 
 def data_fingerprint(data):
@@ -53,7 +64,7 @@ def data_fingerprint(data):
     Runs record it so that ``--resume`` with other data is refused; renaming or
     moving the folder keeps it, adding, removing or resizing a file changes it.
     """
-    data = SAMPLE_DIR if data == SAMPLE_NAME and not os.path.isdir(data) else os.fspath(data)
+    data = _directory(data)
     digest = hashlib.sha256()
     for folder, directories, files in os.walk(data):
         directories.sort()
@@ -79,17 +90,15 @@ def load_data(data, splits=("train", "test"), image_size=None):
     Raises:
         ValueError: ``data`` is not a directory, or holds none of the layouts above.
     """
-    data = os.fspath(data)
-    if data == SAMPLE_NAME and not os.path.isdir(data):
-        data = SAMPLE_DIR
+    data = _directory(data)
     if not os.path.isdir(data):
         raise ValueError(f"--data {data!r} is not a directory.")
     result = {}
-    for dataset, (dirname, _, _, _) in CIFAR_LAYOUT.items():
-        if os.path.basename(os.path.normpath(data)) == dirname or os.path.isdir(os.path.join(data, dirname)):
-            for split in splits:
-                result[f"x_{split}"], result[f"y_{split}"] = load_cifar(dataset, split, data)
-            return dict(result, class_names=cifar_class_names(dataset, data), format=dataset)
+    dataset = _cifar_dataset(data)
+    if dataset is not None:
+        for split in splits:
+            result[f"x_{split}"], result[f"y_{split}"] = load_cifar(dataset, split, data)
+        return dict(result, class_names=cifar_class_names(dataset, data), format=dataset)
     folders = {split: os.path.join(data, split) for split in splits}
     if splits == ("train",) and not os.path.isdir(folders["train"]) and is_flat_folder(data):
         folders["train"] = data  # a plain <class>/ folder: all of it is training data
