@@ -486,7 +486,7 @@ def main(argv=None):
         _start_tensorflow_quietly()
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, GraphvizMissingError) as error:
+    except (ValueError, OSError, GraphvizMissingError) as error:  # OSError: disk full, permissions, missing files
         print(f"keras-wrn {args.command}: error: {error}", file=sys.stderr)
         return 1 if isinstance(error, GraphvizMissingError) else 2
     return 0

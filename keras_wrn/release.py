@@ -11,7 +11,7 @@ import re
 import shutil
 
 from keras_wrn.data.datasets import SAMPLE_DIR, SAMPLE_NAME
-from keras_wrn.io import atomic_write, read_json, sha256_file
+from keras_wrn.io import atomic_write, locked_directory, read_json, sha256_file
 from keras_wrn.provenance import machine_description, source_commit
 from keras_wrn.registry import create_model, model_args
 from keras_wrn.training import evaluate
@@ -32,61 +32,63 @@ def release(run_dir, name, data, dataset="cifar10-jpeg", which="last", default=F
     provenance.  An existing name is refused (releases are immutable).
     """
     run_dir = os.fspath(run_dir)
-    run = read_json(os.path.join(run_dir, "run.json"), "run description")
-    state = read_json(os.path.join(run_dir, "state.json"), "run state")
+    run = read_json(os.path.join(run_dir, "run.json"), "run description", expect=dict)
+    state = read_json(os.path.join(run_dir, "state.json"), "run state", expect=dict)
     if which not in ("last", "best"):
         raise ValueError(f"which={which!r} is not allowed; expected 'last' or 'best'.")
     if not isinstance(name, str) or not RELEASE_NAME.fullmatch(name):
         raise ValueError(f"--name {name!r} is not a release name; expected MODEL.DATASET-TAG in lower-case letters, "
                          "digits, '-' and '.', such as wrn-16-1.cifar10-jpeg-e10 (no path separators).")
     directory = weights_dir()
-    entries = load_manifest(directory)
-    if name in entries or name in load_manifest():
-        raise ValueError(f"weights {name!r} are already released; releases are immutable, choose another name.")
-    if os.path.exists(os.path.join(directory, f"{name}.weights.h5")):
-        raise ValueError(f"{os.path.join(directory, name + '.weights.h5')} exists; nothing in the releases folder "
-                         "is overwritten, choose another name.")
-    if state["completed_epochs"] != run["epochs"]:
-        raise ValueError(f"{run_dir}: {state['completed_epochs']} of {run['epochs']} epochs done; finish it first.")
-    image_shape = run.get("image_shape") or [32, 32, 3]  # runs before the field existed trained at 32x32
-    source = os.path.join(run_dir, f"{which}.weights.h5")
-    target = os.path.join(directory, f"{name}.weights.h5")
-    metrics = []
-    placeholder = dataset.upper().replace("-", "_") + "_DIR"
-    for split_data, label, shown in ((data, f"{dataset} test split", placeholder), (SAMPLE_DIR, SAMPLE_NAME, SAMPLE_NAME)):
-        print(f"release: evaluating {which}.weights.h5 on the {label}", flush=True)
-        result = evaluate(run["model"], source, split_data, split="test", verbose=None)
-        metrics.append(dict(data=label, images=result["images"], top1_error=round(result["top1_error"], 6),
-                            command=f"keras-wrn evaluate {run['model']} --weights {name} --data {shown}"))
-    metrics[0]["data_dir"] = f"{placeholder}: the directory holding test/<class>/ of {dataset}"
-    builder, arguments = model_args(run["model"])
-    arguments = dict(arguments, classes=len(run["class_names"]), input_shape=list(image_shape))
-    model = create_model(run["model"], classes=arguments["classes"], input_shape=tuple(image_shape),
-                         compile=False)
-    model.load_weights(source)
-    atomic_write(target, lambda temporary: shutil.copyfile(source, temporary))
-    seconds = state.get("epoch_seconds")
-    entry = dict(
-        name=name, model=run["model"], builder=builder.__name__, arguments=arguments,
-        file=os.path.basename(target), origin=RELEASES_URL + os.path.basename(target), sha256=sha256_file(target), size=os.path.getsize(target),
-        dataset=dataset, class_names=run["class_names"],
-        preprocessing=dict(input_shape=list(image_shape), scale="0-255 RGB", mean=run["mean"], std=run["std"],
-                           normalization="(x - mean) / std per channel"),
-        metrics=metrics,
-        training=dict(recipe=run["recipe"], epochs=run["epochs"], batch_size=run["batch_size"], seed=run["seed"],
-                      dropout=run["dropout"], weights=which, best_epoch=state.get("best_epoch"),
-                      wall_time=wall_time or (f"{sum(seconds) / 60:.1f} min of training epochs" if seconds else None),
-                      machine=run.get("machine") or f"{machine_description()} (where it was released; the run "
-                      "did not record its own)"),
-        parameters=model.count_params(),
-        provenance=dict(command=training_command or run.get("command"), commit=training_commit or run.get("commit"),
-                        released_with=source_commit()),
-        default=bool(default),
-    )
-    if default:
-        for other in entries.values():
-            if other["model"] == entry["model"]:
-                other["default"] = False
-    entries[name] = entry
-    write_manifest(entries, directory)
+    # One release at a time: the manifest is read, extended and rewritten.
+    with locked_directory(directory, "the releases folder"):
+        entries = load_manifest(directory)
+        if name in entries or name in load_manifest():
+            raise ValueError(f"weights {name!r} are already released; releases are immutable, choose another name.")
+        if os.path.exists(os.path.join(directory, f"{name}.weights.h5")):
+            raise ValueError(f"{os.path.join(directory, name + '.weights.h5')} exists; nothing in the releases folder "
+                             "is overwritten, choose another name.")
+        if state["completed_epochs"] != run["epochs"]:
+            raise ValueError(f"{run_dir}: {state['completed_epochs']} of {run['epochs']} epochs done; finish it first.")
+        image_shape = run.get("image_shape") or [32, 32, 3]  # runs before the field existed trained at 32x32
+        source = os.path.join(run_dir, f"{which}.weights.h5")
+        target = os.path.join(directory, f"{name}.weights.h5")
+        metrics = []
+        placeholder = dataset.upper().replace("-", "_") + "_DIR"
+        for split_data, label, shown in ((data, f"{dataset} test split", placeholder), (SAMPLE_DIR, SAMPLE_NAME, SAMPLE_NAME)):
+            print(f"release: evaluating {which}.weights.h5 on the {label}", flush=True)
+            result = evaluate(run["model"], source, split_data, split="test", verbose=None)
+            metrics.append(dict(data=label, images=result["images"], top1_error=round(result["top1_error"], 6),
+                                command=f"keras-wrn evaluate {run['model']} --weights {name} --data {shown}"))
+        metrics[0]["data_dir"] = f"{placeholder}: the directory holding test/<class>/ of {dataset}"
+        builder, arguments = model_args(run["model"])
+        arguments = dict(arguments, classes=len(run["class_names"]), input_shape=list(image_shape))
+        model = create_model(run["model"], classes=arguments["classes"], input_shape=tuple(image_shape),
+                             compile=False)
+        model.load_weights(source)
+        atomic_write(target, lambda temporary: shutil.copyfile(source, temporary))
+        seconds = state.get("epoch_seconds")
+        entry = dict(
+            name=name, model=run["model"], builder=builder.__name__, arguments=arguments,
+            file=os.path.basename(target), origin=RELEASES_URL + os.path.basename(target), sha256=sha256_file(target), size=os.path.getsize(target),
+            dataset=dataset, class_names=run["class_names"],
+            preprocessing=dict(input_shape=list(image_shape), scale="0-255 RGB", mean=run["mean"], std=run["std"],
+                               normalization="(x - mean) / std per channel"),
+            metrics=metrics,
+            training=dict(recipe=run["recipe"], epochs=run["epochs"], batch_size=run["batch_size"], seed=run["seed"],
+                          dropout=run["dropout"], weights=which, best_epoch=state.get("best_epoch"),
+                          wall_time=wall_time or (f"{sum(seconds) / 60:.1f} min of training epochs" if seconds else None),
+                          machine=run.get("machine") or f"{machine_description()} (where it was released; the run "
+                          "did not record its own)"),
+            parameters=model.count_params(),
+            provenance=dict(command=training_command or run.get("command"), commit=training_commit or run.get("commit"),
+                            released_with=source_commit()),
+            default=bool(default),
+        )
+        if default:
+            for other in entries.values():
+                if other["model"] == entry["model"]:
+                    other["default"] = False
+        entries[name] = entry
+        write_manifest(entries, directory)
     return entry

@@ -39,12 +39,12 @@ import tempfile
 
 import numpy as np
 
-from keras_wrn.io import atomic_write, open_hdf5, sha256_file
+from keras_wrn.io import raised_by_hdf5, atomic_write, hdf5_file_error, open_hdf5, sha256_file
 
 __all__ = [
-    "weight_file_classes", "load_backbone", "HEAD_LAYERS", "weights_dir", "cache_dir", "load_manifest",
-    "list_weights", "weights_info", "is_weights_name", "resolve_weights", "download_weights", "weights_url",
-    "default_weights", "write_manifest", "preprocessing_info", "RELEASES_URL",
+    "weight_file_classes", "load_weights_file", "load_backbone", "HEAD_LAYERS", "weights_dir", "cache_dir",
+    "load_manifest", "list_weights", "weights_info", "is_weights_name", "resolve_weights", "download_weights",
+    "weights_url", "default_weights", "write_manifest", "preprocessing_info", "RELEASES_URL",
 ]
 
 MANIFEST = "manifest.json"
@@ -255,21 +255,63 @@ def weight_file_classes(path):
 
     Our models have exactly one Dense layer (the head), saved as ``layers/dense``.
     Returns None for a headless file (``include_top=False``).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: not a ``.weights.h5`` path, an empty, corrupt or truncated
+            file, or not the weights of a keras_wrn model (each naming the file).
     """
+    import h5py  # deferred: listing releases needs no HDF5
+
     path = _check_weight_file(path)
+    with open_hdf5(path, "a Keras weights file") as handle:
+        layers = handle.get("layers")
+        if not isinstance(layers, h5py.Group):
+            raise ValueError(f"{path}: not a Keras 3 .weights.h5 file (no 'layers' group).")
+        dense = [name for name in layers if name == "dense" or name.startswith("dense_")]
+        if not dense:
+            return None
+        if len(dense) > 1:
+            raise ValueError(f"{path}: holds {len(dense)} Dense layers; expected one classifier head.")
+        variables = layers[dense[0]].get("vars")
+        bias = variables.get("1") if isinstance(variables, h5py.Group) else None
+        if not isinstance(bias, h5py.Dataset) or len(bias.shape) != 1:
+            raise ValueError(f"{path}: layers/{dense[0]} has no bias vector 'vars/1'; not the weights of a "
+                             "keras_wrn classifier.")
+        return int(bias.shape[0])
+
+
+def load_weights_file(model, path, what="weights"):
+    """``model.load_weights(path)`` for a Keras ``.weights.h5`` file, with one clear error for a bad file.
+
+    The file is opened with `keras_wrn.io.open_hdf5` first (every object header
+    visited, data in other files refused); HDF5 errors Keras meets while
+    reading (a damaged header, heap or chunk) become the same ``ValueError``.
+
+    Args:
+        model: a built Keras model.
+        path: the ``.weights.h5`` file.
+        what: how messages name the file's argument or role, e.g. ``"--weights"``
+            or ``"checkpoint"``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: not a ``.weights.h5`` path; an empty, corrupt or truncated
+            file ("corrupt or truncated HDF5 file"); one that refers to other
+            files; or one of another architecture ("does not fit", with Keras'
+            message naming the first mismatching layer).
+    """
+    path = _check_weight_file(path, what)
+    with open_hdf5(path, "a Keras weights file"):
+        pass
     try:
-        with open_hdf5(path, "a Keras weights file") as handle:
-            layers = handle.get("layers")
-            if layers is None:
-                raise ValueError(f"{path}: not a Keras 3 .weights.h5 file (no 'layers' group).")
-            dense = [name for name in layers if name == "dense" or name.startswith("dense_")]
-            if not dense:
-                return None
-            if len(dense) > 1:
-                raise ValueError(f"{path}: holds {len(dense)} Dense layers; expected one classifier head.")
-            return int(layers[dense[0]]["vars"]["1"].shape[0])
-    except OSError as error:
-        raise ValueError(f"{path}: not a readable HDF5 weights file ({error}).") from None
+        model.load_weights(path)
+    except Exception as error:
+        if raised_by_hdf5(error):
+            raise hdf5_file_error(path, "a Keras weights file", error) from None
+        if isinstance(error, ValueError):
+            raise ValueError(f"{path}: does not fit the {model.name} architecture: {error}") from None
+        raise
 
 
 def load_backbone(model, path, build_source, head_layers=HEAD_LAYERS):
@@ -286,15 +328,14 @@ def load_backbone(model, path, build_source, head_layers=HEAD_LAYERS):
         The names of the layers whose weights were copied.
 
     Raises:
-        ValueError: the file is not of this architecture (Keras' message names
-            the first mismatching layer), or a layer's shapes differ.
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is empty, corrupt or truncated, not of this
+            architecture (Keras' message names the first mismatching layer), or
+            a layer's shapes differ.
     """
     path = _check_weight_file(path)
     source = build_source(weight_file_classes(path))
-    try:
-        source.load_weights(path)
-    except ValueError as error:
-        raise ValueError(f"{path}: does not fit the {source.name} architecture: {error}") from None
+    load_weights_file(source, path)
     copied = []
     source_layers = {layer.name: layer for layer in source.layers}
     for layer in model.layers:

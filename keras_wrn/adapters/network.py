@@ -70,7 +70,11 @@ class MultiDomainNetwork:
                     weight_decay=None, name=name, compile=self.compile, **self._arguments)
 
     def add_domain(self, domain, classes):
-        """Create ``domain``'s adapters, BNs and head; returns its (compiled) model."""
+        """Create ``domain``'s adapters, BNs and head; returns its (compiled) model.
+
+        All or nothing: the domain is registered only once its model is built, so
+        a refused name or ``classes`` (``ValueError``) leaves the network as it was.
+        """
         if not isinstance(domain, str) or not domain:
             raise ValueError(f"add_domain: domain={domain!r} must be a non-empty string.")
         if domain in self._models:
@@ -100,10 +104,10 @@ class MultiDomainNetwork:
         return self._banks[domain]
 
     def remove_domain(self, domain):
-        """Forget ``domain`` (its model and layers); the shared layers stay."""
+        """Forget ``domain`` (its model, layers, classes and pack meta); the shared layers stay."""
         self[domain]
-        del self._banks[domain], self._models[domain], self.classes[domain]
-        self.pack_meta.pop(domain, None)
+        for record in (self._banks, self._models, self.classes, self.pack_meta):
+            record.pop(domain, None)
 
     def shared_weights(self):
         return self.shared.weights
@@ -140,7 +144,11 @@ class MultiDomainNetwork:
         return _packs.save_pack(self, domain, path, class_names, preprocessing)
 
     def load_pack(self, path, domain=None):
-        """Add the domain stored in the pack ``path`` (`packs.load_pack`); returns its model."""
+        """Add the domain stored in the pack ``path`` (`packs.load_pack`); returns its model.
+
+        All or nothing: a pack refused for any reason (``ValueError`` naming the
+        file and the field or array) leaves ``domains`` as they were.
+        """
         return _packs.load_pack(self, path, domain)
 
     def budget(self):

@@ -54,22 +54,44 @@ _KIND_PREFIXES = {"conv": ("convolution2d", "conv2d"), "bn": ("batchnormalizatio
 
 
 def read_legacy_weights(path):
-    """``(layers, attributes)``: layers as ``[(name, [arrays in weight order])]`` in file order."""
+    """``(layers, attributes)``: layers as ``[(name, [arrays in weight order])]`` in file order.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: naming the file: empty, corrupt or truncated, not a Keras
+            1/2 weights file, or listing a layer or weight it does not hold.
+    """
+    import h5py
+
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"source={path!r}: no such file.")
     with open_hdf5(path, "a Keras 1/2 weights file") as handle:
-        root = handle["model_weights"] if "model_weights" in handle else handle
+        root = handle["model_weights"] if isinstance(handle.get("model_weights"), h5py.Group) else handle
         if "layer_names" not in root.attrs:
             raise ValueError(f"{path}: not a Keras 1/2 weights file (no 'layer_names' attribute); "
                              "Keras 3 .weights.h5 files load with weights=PATH directly.")
         attributes = {key: _text(root.attrs[key]) for key in ("keras_version", "backend") if key in root.attrs}
         layers = []
-        for name in (_text(n) for n in root.attrs["layer_names"]):
-            group = root[name]
-            names = [_text(n) for n in group.attrs.get("weight_names", [])]
-            layers.append((name, [np.asarray(group[weight][()]) for weight in names]))
+        for name in _names(root.attrs["layer_names"], path, "layer_names"):
+            group = root.get(name)
+            if not isinstance(group, h5py.Group):
+                raise ValueError(f"{path}: 'layer_names' lists {name!r}, which the file does not hold as a group.")
+            arrays = []
+            for weight in _names(group.attrs.get("weight_names", []), path, f"{name}'s weight_names"):
+                if not isinstance(group.get(weight), h5py.Dataset):
+                    raise ValueError(f"{path}: layer {name!r} lists weight {weight!r}, which the file does not hold.")
+                arrays.append(np.asarray(group[weight][()]))
+            layers.append((name, arrays))
     return layers, attributes
+
+
+def _names(value, path, attribute):
+    """The strings of the name-list attribute ``value`` (``layer_names``, ``weight_names``)."""
+    names = _text(value)
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"{path}: the attribute {attribute} is {names!r}; expected a list of names.")
+    return names
 
 
 def _text(value):
@@ -104,6 +126,8 @@ def _by_kind(layers, path):
 
 def _kernel(kernel, keras_version, backend):
     """A legacy 2D kernel as a channels-last cross-correlation kernel ``(kh, kw, in, out)``."""
+    if kernel.ndim != 4:
+        raise ValueError(f"a convolution kernel of shape {kernel.shape}; expected 4 dimensions.")
     if keras_version.startswith("1"):
         spatial = ((1, 1), (3, 3))
         first, last = tuple(kernel.shape[:2]), tuple(kernel.shape[2:])
@@ -167,7 +191,12 @@ def from_legacy_keras(source, seed, backend=None, depth=None, width=None, includ
         raise ValueError(f"backend={backend!r} is not allowed; expected 'theano' or 'tensorflow'.")
 
     kinds = _by_kind(layers, path)
-    convs = [(name, _kernel(arrays[0], keras_version, backend), arrays[1:]) for name, arrays in kinds["conv"]]
+    if not kinds["conv"]:
+        raise ValueError(f"{path}: holds no convolution weights; not a {seed} WRN file.")
+    try:
+        convs = [(name, _kernel(arrays[0], keras_version, backend), arrays[1:]) for name, arrays in kinds["conv"]]
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     if any(bias for _, _, bias in convs):
         raise ValueError(f"{path}: convolutions with biases; neither WRN seed has them (is it {seed}?).")
     stem = convs[0][1]
@@ -212,6 +241,8 @@ def from_legacy_keras(source, seed, backend=None, depth=None, width=None, includ
     if include_top:
         if len(dense) != 1:
             raise ValueError(f"{path}: {len(dense)} dense layers; expected one classifier.")
+        if dense[0][1][0].ndim != 2:
+            raise ValueError(f"{path}: the dense kernel has shape {dense[0][1][0].shape}; expected 2 dimensions.")
         classes = dense[0][1][0].shape[1]
     model = create_wide_residual_network(input_shape, classes or 10, depth=inferred_depth, width=inferred_width,
                                          include_top=include_top, compile=False)

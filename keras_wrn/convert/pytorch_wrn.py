@@ -41,25 +41,60 @@ _BN = ("weight", "bias", "running_mean", "running_var")  # -> gamma, beta, movin
 _PARTS = {"bn0": "bn1", "conv0": "conv1", "bn1": "bn2", "conv1": "conv2", "convdim": "shortcut_conv"}
 
 
+_RESAVE = "expected a file written by torch.save(model.state_dict(), path) (or {'params': {...}})"
+
+
+def _torch_load(path):
+    """``torch.load(path, weights_only=True)``; ValueError naming the file for anything it cannot read.
+
+    An empty, truncated or random file makes ``torch.load`` fail with almost
+    any exception type (IndexError, EOFError, KeyError, struct.error,
+    AssertionError, RuntimeError, ...), so every ``Exception`` is reported as
+    a file that is not a checkpoint; the unpickler never runs code.
+    """
+    import torch
+
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: empty file (0 bytes), not a PyTorch checkpoint; it was cut off while being "
+                         f"written or copied; {_RESAVE}.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = next((line for line in lines if "WeightsUnpickler error" in line), lines[0] if lines else "")
+        raise ValueError(f"{path}: not a PyTorch checkpoint of tensors (loaded with weights_only=True; corrupt, "
+                         f"truncated or holding other objects: {type(error).__name__}: {reason[:300]}); "
+                         f"{_RESAVE}.") from None
+
+
+def _as_array(value, name, where):
+    """A tensor or array ``value`` as an ndarray (floats as float32); None for anything else (counters)."""
+    if hasattr(value, "detach"):
+        try:
+            value = value.detach().cpu()
+            value = (value.float() if value.is_floating_point() else value).numpy()
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"{where}: tensor {name!r} cannot be read as an array ({error}).") from None
+    if not isinstance(value, np.ndarray):
+        return None
+    return value.astype(np.float32) if value.dtype.kind == "f" else value
+
+
 def read_torch_tensors(source, argument="source"):
     """``{name: float32 ndarray}`` from a path (``torch.load(weights_only=True)``) or a dict.
 
     A dict holding the tensors under ``"params"`` or ``"state_dict"`` is unwrapped.
+
+    Raises:
+        FileNotFoundError: no file at the path.
+        ValueError: naming the file: empty, truncated or corrupt, not loadable
+            with ``weights_only=True``, or not a dict of tensors.
     """
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{argument}={path!r}: no such file.")
-        import pickle
-
-        import torch
-
-        try:
-            source = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-            raise ValueError(f"{path}: not a PyTorch checkpoint of tensors (loaded with weights_only=True): "
-                             f"{str(error).splitlines()[0]}") from None
-        where = path
+        source, where = _torch_load(path), path
     else:
         where = argument
     if isinstance(source, dict):
@@ -68,14 +103,15 @@ def read_torch_tensors(source, argument="source"):
                 source = source[key]
                 break
     if not isinstance(source, dict) or not source:
-        raise ValueError(f"{where}: expected a dict of tensors (optionally under 'params'), got {type(source).__name__}.")
+        content = "an empty dict" if isinstance(source, dict) else f"an object of type {type(source).__name__}"
+        raise ValueError(f"{where}: holds {content}, not a dict of tensors (optionally under 'params'); {_RESAVE}.")
     tensors = {}
     for name, value in source.items():
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
-        if not isinstance(value, np.ndarray):
-            continue  # counters such as num_batches_tracked are not weights
-        tensors[str(name)] = value.astype(np.float32) if value.dtype.kind == "f" else value
+        array = _as_array(value, name, where)
+        if array is not None:  # counters such as num_batches_tracked are not weights
+            tensors[str(name)] = array
+    if not tensors:
+        raise ValueError(f"{where}: holds no tensors (keys {sorted(map(str, source))[:5]}); {_RESAVE}.")
     return tensors, where
 
 
@@ -95,8 +131,13 @@ def wide_resnet_pytorch_arguments(tensors, where="source"):
     if len(counts) != 1:
         raise ValueError(f"{where}: groups have different block counts {sorted(counts)}; expected 6n + 4 layers.")
     per_group = counts.pop()
+    if any(numbers != set(range(per_group)) for numbers in blocks.values()):
+        raise ValueError(f"{where}: blocks are not numbered block0..block{per_group - 1} in every group.")
+    for name, ndim in (("conv0", 4), ("group2.block0.conv0", 4), ("fc.weight", 2)):
+        if np.ndim(tensors[name]) != ndim:
+            raise ValueError(f"{where}: {name} has shape {np.shape(tensors[name])}; expected {ndim} dimensions.")
     widest = tensors["group2.block0.conv0"].shape[0]
-    if widest % 64:
+    if widest == 0 or widest % 64:
         raise ValueError(f"{where}: group2 has {widest} channels; expected 64 x width.")
     return dict(depth=6 * per_group + 4, width=widest // 64, classes=int(tensors["fc.weight"].shape[0]))
 

@@ -67,7 +67,10 @@ def from_residual_adapters(source, domains=None, input_shape=(64, 64, 3)):
     names = list(domains) if domains is not None else [f"task{t}" for t in tasks]
     if len(names) != len(tasks):
         raise ValueError(f"domains: {len(names)} names for the checkpoint's {len(tasks)} tasks.")
-    stem = tensors["pre_layers_conv.conv.weight"]
+    stem = tensors.get("pre_layers_conv.conv.weight")
+    if stem is None or np.ndim(stem) != 4:
+        raise ValueError(f"{where}: has no 4-D 'pre_layers_conv.conv.weight' (the stem), which a {mode}-mode "
+                         f"ResNet-26 needs; found {None if stem is None else np.shape(stem)}.")
     network = MultiDomainNetwork(adapter=None if mode == "normal" else mode, input_shape=input_shape,
                                  width_factor=stem.shape[0] / 32)
     used = set()

@@ -17,7 +17,7 @@ from keras_wrn.data.augment import make_dataset
 from keras_wrn.data.small_domains import SMALL_DOMAINS, load_small_domain
 from keras_wrn.decathlon.protocol import TRAINING_MODES, domain_model, fit_domain, load_source
 from keras_wrn.decathlon.report import comparison_table
-from keras_wrn.io import atomic_write, write_json
+from keras_wrn.io import atomic_write, locked_directory, write_json
 from keras_wrn.recipes import get_recipe
 from keras_wrn.stats import count_parameters
 
@@ -63,8 +63,13 @@ def compare_modes(source, out_dir, domains=("digits", "lfw-faces"), modes=tuple(
                              f"{sorted(SMALL_DOMAINS)}.")
     if not domains or not modes:
         raise ValueError("compare_modes: give at least one domain and one mode.")
-    if os.path.exists(os.path.join(out_dir, "results.json")):
-        raise ValueError(f"--out {out_dir!r} already holds results.json; choose another --out.")
+    with locked_directory(out_dir):
+        if os.path.exists(os.path.join(out_dir, "results.json")):
+            raise ValueError(f"--out {out_dir!r} already holds results.json; choose another --out.")
+        return _compare(source, out_dir, domains, modes, epochs, batch_size, image_size, width_factor, seed, verbose)
+
+
+def _compare(source, out_dir, domains, modes, epochs, batch_size, image_size, width_factor, seed, verbose):
     input_shape = (image_size, image_size, 3)
     source_network, width_factor = load_source(source, input_shape, width_factor)
     source_shared = {layer.name: [w.copy() for w in layer.get_weights()]
@@ -118,7 +123,6 @@ def compare_modes(source, out_dir, domains=("digits", "lfw-faces"), modes=tuple(
     summary = dict(source=source if not os.path.exists(str(source)) else os.path.abspath(source),
                    width_factor=width_factor, image_size=image_size, source_parameters=plain, seed=seed,
                    recipe="adapters", rows=rows, budget=_budgets(rows, plain, domains))
-    os.makedirs(out_dir, exist_ok=True)
     write_json(os.path.join(out_dir, "results.json"), summary)
     atomic_write(os.path.join(out_dir, "results.md"),
                  lambda temporary: _write_text(temporary, comparison_table(summary)))

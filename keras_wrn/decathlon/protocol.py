@@ -13,7 +13,7 @@ import keras
 
 from keras_wrn.adapters import MultiDomainNetwork
 from keras_wrn.data.decathlon import decathlon_dataset, load_decathlon, read_mean_std
-from keras_wrn.io import write_json
+from keras_wrn.io import locked_directory, write_json
 from keras_wrn.models import resnet26
 from keras_wrn.optimizers import ADAPTER_WEIGHT_DECAY, CoupledWeightDecaySGD
 from keras_wrn.recipes import get_recipe, learning_rate_schedule
@@ -98,6 +98,8 @@ def load_source(source, input_shape, width_factor=None):
     Returns:
         ``(network, width_factor)``.
     """
+    if not isinstance(source, (str, os.PathLike)):
+        raise ValueError(f"source={source!r}: expected a released plain ResNet-26 name or a .weights.h5 path.")
     if is_weights_name(source):
         entry = weights_info(source)
         builder, arguments = model_args(entry["model"])
@@ -132,15 +134,23 @@ def train_decathlon(source_weights, root, domains, mode, out_dir, epochs=None, b
     """
     if mode not in TRAINING_MODES:
         raise ValueError(f"--mode {mode!r} is not allowed; expected one of {sorted(TRAINING_MODES)}.")
-    if os.path.exists(os.path.join(out_dir, "results.json")):
-        raise ValueError(f"--out {out_dir!r} already holds results.json; choose another --out.")
+    if mode != "scratch" and source_weights is None:
+        raise ValueError(f"--mode {mode} starts every domain from a source network: give --source (a released "
+                         "plain ResNet-26 name such as resnet26-w0.5.cifar10-jpeg-e8, or its .weights.h5).")
+    with locked_directory(out_dir):
+        if os.path.exists(os.path.join(out_dir, "results.json")):
+            raise ValueError(f"--out {out_dir!r} already holds results.json; choose another --out.")
+        return _train_domains(source_weights, root, domains, mode, out_dir, epochs, batch_size, width_factor,
+                              verbose)
+
+
+def _train_domains(source_weights, root, domains, mode, out_dir, epochs, batch_size, width_factor, verbose):
     recipe = get_recipe("adapters")
     epochs = epochs or recipe.epochs
     input_shape = (None, None, 3)
     source = None
     if mode != "scratch":
         source, width_factor = load_source(source_weights, input_shape, width_factor)
-    os.makedirs(out_dir, exist_ok=True)
     network, results = None, {}
     for domain in domains:
         train_split, val_split = load_decathlon(root, domain, "train"), load_decathlon(root, domain, "val")

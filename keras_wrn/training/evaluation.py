@@ -11,7 +11,7 @@ from keras_wrn.training.loop import build_for_run
 from keras_wrn.training.normalization import normalise, pipeline
 from keras_wrn.training.progress import keras_verbose, progress_callbacks
 from keras_wrn.training.rundir import read_run_beside
-from keras_wrn.weights import is_weights_name, resolve_weights
+from keras_wrn.weights import is_weights_name, load_weights_file, resolve_weights
 
 __all__ = ["evaluate", "plot_confusion"]
 
@@ -76,8 +76,10 @@ def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_
     else:
         model = build_for_run(model_name, len(names), images.shape[1:], None)
         try:
-            model.load_weights(weights)
+            load_weights_file(model, weights, "--weights")
         except ValueError as error:
+            if "does not fit the" not in str(error):  # a damaged file: its own message says so
+                raise
             raise ValueError(f"--weights {weights!r}: does not fit {model_name} with {len(names)} classes: "
                              f"{error}") from None
     dataset = pipeline(images, labels, batch_size, config, zca)

@@ -32,7 +32,7 @@ from keras_wrn.training.distribute import (
 )
 from keras_wrn.training.normalization import check_normalization, normalise, pipeline
 from keras_wrn.training.progress import keras_verbose, progress_callbacks
-from keras_wrn.io import remove_temporaries, write_json
+from keras_wrn.io import locked_directory, remove_temporaries, write_json
 from keras_wrn.weights import HEAD_LAYERS, is_weights_name, load_backbone, resolve_weights
 
 __all__ = ["build_for_run", "outputs_logits", "train", "TEST_RESULT"]
@@ -135,104 +135,97 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
     strategy = make_strategy(distribute)
     chief = is_chief(strategy)
     out_dir = os.fspath(out_dir)
-    has_run = rundir.has_run(out_dir)
-    if chief and has_run and not resume:
-        raise ValueError(f"--out {out_dir!r} already holds a run (run.json); pass --resume or choose another --out.")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"--out {out_dir!r} is a file; give a directory for the run.")
-    if chief and not has_run and os.path.isdir(out_dir) and os.listdir(out_dir):
-        raise ValueError(f"--out {out_dir!r} holds files but no run (no run.json); nothing there is overwritten: "
-                         "choose an empty or new directory.")
-    if resume and not has_run:
-        raise ValueError(f"--resume: {out_dir!r} holds no run (no run.json) to resume.")
-    # Only the chief writes the run; other workers write to a scratch directory.
-    write_dir = out_dir if chief else tempfile.mkdtemp(prefix="keras-wrn-worker-")
+    # The chief holds the run directory's lock from before its checks until the run ends.
+    with locked_directory(out_dir) if chief else contextlib.nullcontext():
+        rundir.check_out_dir(out_dir, resume, chief)
+        committed = rundir.read_state(out_dir) if resume else None  # a damaged state fails before data load
+        # Only the chief writes the run; other workers write to a scratch directory.
+        write_dir = out_dir if chief else tempfile.mkdtemp(prefix="keras-wrn-worker-")
 
-    with_test = has_split(data, "test")
-    if not with_test and not val_fraction:
-        raise ValueError(f"--data {os.fspath(data)!r} has no test split; give --val-fraction to hold out "
-                         "validation images from the training ones.")
-    arrays = load_data(data, splits=("train", "test") if with_test else ("train",), image_size=image_size)
-    x_train, y_train = arrays["x_train"], arrays["y_train"]
-    if limit_train:
-        x_train, y_train = x_train[:limit_train], y_train[:limit_train]
-    if len(arrays["class_names"]) < 2:
-        raise ValueError(f"--data {os.fspath(data)!r} has {len(arrays['class_names'])} class "
-                         f"({', '.join(arrays['class_names'])}); a classifier needs at least two.")
-    x_val, y_val = (arrays["x_test"], arrays["y_test"]) if with_test else (None, None)
-    if val_fraction:
-        x_train, x_val, y_train, y_val = _split_validation(x_train, y_train, val_fraction, seed)
-    config = dict(model=model_name, data=os.path.abspath(data), data_fingerprint=data_fingerprint(data),
-                  recipe=recipe.name, epochs=epochs,
-                  batch_size=batch_size, seed=seed, dropout=dropout, class_names=arrays["class_names"],
-                  limit_train=limit_train, normalization=normalization, init_weights=init_record,
-                  learning_rate=recipe.learning_rate, weight_decay=recipe.weight_decay, val_fraction=val_fraction,
-                  freeze_backbone=bool(freeze_backbone), image_shape=list(x_train.shape[1:]),
-                  distribute=distribute or "none", command=command, commit=source_commit(),
-                  machine=machine_description(), started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    if init_statistics is not None:
-        config.update(mean=init_statistics["mean"], std=init_statistics["std"])
-    if resume:
-        config = rundir.check_resume(out_dir, config)
-        if chief:
-            remove_temporaries(out_dir)  # half-written files of the killed run
-    os.makedirs(write_dir, exist_ok=True)
-    zca = normalise(config, out_dir if resume else write_dir, x_train, write=True)
+        with_test = has_split(data, "test")
+        if not with_test and not val_fraction:
+            raise ValueError(f"--data {os.fspath(data)!r} has no test split; give --val-fraction to hold out "
+                             "validation images from the training ones.")
+        arrays = load_data(data, splits=("train", "test") if with_test else ("train",), image_size=image_size)
+        x_train, y_train = arrays["x_train"], arrays["y_train"]
+        if limit_train:
+            x_train, y_train = x_train[:limit_train], y_train[:limit_train]
+        if len(arrays["class_names"]) < 2:
+            raise ValueError(f"--data {os.fspath(data)!r} has {len(arrays['class_names'])} class "
+                             f"({', '.join(arrays['class_names'])}); a classifier needs at least two.")
+        x_val, y_val = (arrays["x_test"], arrays["y_test"]) if with_test else (None, None)
+        if val_fraction:
+            x_train, x_val, y_train, y_val = _split_validation(x_train, y_train, val_fraction, seed)
+        config = dict(model=model_name, data=os.path.abspath(data), data_fingerprint=data_fingerprint(data),
+                      recipe=recipe.name, epochs=epochs,
+                      batch_size=batch_size, seed=seed, dropout=dropout, class_names=arrays["class_names"],
+                      limit_train=limit_train, normalization=normalization, init_weights=init_record,
+                      learning_rate=recipe.learning_rate, weight_decay=recipe.weight_decay, val_fraction=val_fraction,
+                      freeze_backbone=bool(freeze_backbone), image_shape=list(x_train.shape[1:]),
+                      distribute=distribute or "none", command=command, commit=source_commit(),
+                      machine=machine_description(), started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        if init_statistics is not None:
+            config.update(mean=init_statistics["mean"], std=init_statistics["std"])
+        if resume:
+            config = rundir.check_resume(out_dir, config)
+            if chief:
+                remove_temporaries(out_dir)  # half-written files of the killed run
+        os.makedirs(write_dir, exist_ok=True)
+        zca = normalise(config, out_dir if resume else write_dir, x_train, write=True)
 
-    keras.utils.set_random_seed(seed)
-    image_shape = x_train.shape[1:]
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    with scope:
-        model = build_for_run(model_name, len(arrays["class_names"]), image_shape, dropout)
-        synchronize_batch_norm(model, strategy)
-        if init_weights and not resume:
-            load_backbone(model, init_weights, lambda classes: build_for_run(
-                model_name, classes, image_shape, dropout) if classes else _build_headless(model_name, image_shape))
-        if freeze_backbone:
-            for layer in model.layers:
-                layer.trainable = layer.name in HEAD_LAYERS
-        steps_per_epoch = -(-len(x_train) // batch_size)
-        schedule = learning_rate_schedule(recipe, steps_per_epoch, epochs)
-        optimizer = CoupledWeightDecaySGD(
-            learning_rate=schedule,
-            momentum=recipe.momentum, nesterov=recipe.nesterov, l2=recipe.weight_decay,
-        )
-        model.compile(optimizer=optimizer, metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)))
-        model.build((None,) + image_shape)
-        optimizer.build(model.trainable_variables)
+        keras.utils.set_random_seed(seed)
+        image_shape = x_train.shape[1:]
+        scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+        with scope:
+            model = build_for_run(model_name, len(arrays["class_names"]), image_shape, dropout)
+            synchronize_batch_norm(model, strategy)
+            if init_weights and not resume:
+                load_backbone(model, init_weights, lambda classes: build_for_run(
+                    model_name, classes, image_shape, dropout) if classes else _build_headless(model_name, image_shape))
+            if freeze_backbone:
+                for layer in model.layers:
+                    layer.trainable = layer.name in HEAD_LAYERS
+            steps_per_epoch = -(-len(x_train) // batch_size)
+            schedule = learning_rate_schedule(recipe, steps_per_epoch, epochs)
+            optimizer = CoupledWeightDecaySGD(
+                learning_rate=schedule,
+                momentum=recipe.momentum, nesterov=recipe.nesterov, l2=recipe.weight_decay,
+            )
+            model.compile(optimizer=optimizer, metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)))
+            model.build((None,) + image_shape)
+            optimizer.build(model.trainable_variables)
 
-        state = rundir.read_state(out_dir) if resume else None
-        if state is not None:
-            model.load_weights(os.path.join(out_dir, state["checkpoint"]))
-            rundir.restore_seed_states(model, state["seed_states"])
-        else:
-            state = rundir.initial_state()
-            if not resume:
-                rundir.write_run(write_dir, config)
+            state = committed
+            if state is not None:
+                rundir.load_checkpoint(model, out_dir, state)
+            else:
+                state = rundir.initial_state()
+                if not resume:
+                    rundir.write_run(write_dir, config)
 
-        # fit runs inside the scope: MultiWorkerMirroredStrategy needs it to distribute the data.
-        validation = pipeline(x_val, y_val, TEST_BATCH_SIZE, config, zca)
-        tensorboard = keras.callbacks.TensorBoard(os.path.join(write_dir, "tensorboard"), write_graph=False)
-        for epoch in range(state["completed_epochs"], epochs):
-            started = time.perf_counter()
-            learning_rate = float(keras.ops.convert_to_numpy(schedule(epoch * steps_per_epoch)))
-            if verbose != 0 and chief:  # Keras' own line reads "Epoch k/k": one fit call per epoch
-                print(f"epoch {epoch + 1}/{epochs}, learning rate {learning_rate:g}", flush=True)
-            train_set = pipeline(x_train, y_train, batch_size, config, zca, recipe.augmentation,
-                                 shuffle=True, seed=rundir.epoch_seed(seed, epoch))
-            with multi_worker_fit_workaround(model, strategy):  # changes nothing unless multi-worker
-                result = model.fit(train_set, validation_data=validation, initial_epoch=epoch, epochs=epoch + 1,
-                                   callbacks=[tensorboard] + progress_callbacks(verbose, f"epoch {epoch + 1}"),
-                                   shuffle=False, verbose=keras_verbose(verbose))
-            row = {"epoch": epoch + 1, "learning_rate": learning_rate}
-            row.update({key: float(values[-1]) for key, values in result.history.items()})
-            rundir.commit_epoch(write_dir, model, state, row, time.perf_counter() - started, on_commit)
-        if val_fraction and with_test and chief and not os.path.exists(os.path.join(out_dir, TEST_RESULT)):
-            _report_test_once(model, out_dir, state, pipeline(arrays["x_test"], arrays["y_test"], TEST_BATCH_SIZE,
-                                                               config, zca), len(arrays["y_test"]))
-    if not chief:
-        shutil.rmtree(write_dir, ignore_errors=True)
+            # fit runs inside the scope: MultiWorkerMirroredStrategy needs it to distribute the data.
+            validation = pipeline(x_val, y_val, TEST_BATCH_SIZE, config, zca)
+            tensorboard = keras.callbacks.TensorBoard(os.path.join(write_dir, "tensorboard"), write_graph=False)
+            for epoch in range(state["completed_epochs"], epochs):
+                started = time.perf_counter()
+                learning_rate = float(keras.ops.convert_to_numpy(schedule(epoch * steps_per_epoch)))
+                if verbose != 0 and chief:  # Keras' own line reads "Epoch k/k": one fit call per epoch
+                    print(f"epoch {epoch + 1}/{epochs}, learning rate {learning_rate:g}", flush=True)
+                train_set = pipeline(x_train, y_train, batch_size, config, zca, recipe.augmentation,
+                                     shuffle=True, seed=rundir.epoch_seed(seed, epoch))
+                with multi_worker_fit_workaround(model, strategy):  # changes nothing unless multi-worker
+                    result = model.fit(train_set, validation_data=validation, initial_epoch=epoch, epochs=epoch + 1,
+                                       callbacks=[tensorboard] + progress_callbacks(verbose, f"epoch {epoch + 1}"),
+                                       shuffle=False, verbose=keras_verbose(verbose))
+                row = {"epoch": epoch + 1, "learning_rate": learning_rate}
+                row.update({key: float(values[-1]) for key, values in result.history.items()})
+                rundir.commit_epoch(write_dir, model, state, row, time.perf_counter() - started, on_commit)
+            if val_fraction and with_test and chief and not os.path.exists(os.path.join(out_dir, TEST_RESULT)):
+                _report_test_once(model, out_dir, state, pipeline(arrays["x_test"], arrays["y_test"], TEST_BATCH_SIZE,
+                                                                   config, zca), len(arrays["y_test"]))
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
     return state["history"]
 
 

@@ -26,20 +26,26 @@ run draws the same dropout masks as an uninterrupted one.
 """
 
 import csv
+import errno
 import os
 
 import numpy as np
 
-from keras_wrn.io import atomic_write, read_json, write_json
+from keras_wrn.io import LOCK_FILE, atomic_write, read_json, write_json
+from keras_wrn.weights import load_weights_file
 
 __all__ = [
     "COMMIT_STAGES",
     "RESUME_KEYS",
+    "RunWriteError",
+    "check_out_dir",
+    "check_free_space",
     "check_resume",
     "commit_epoch",
     "epoch_seed",
     "has_run",
     "initial_state",
+    "load_checkpoint",
     "plot_curves",
     "read_run_beside",
     "read_state",
@@ -69,6 +75,22 @@ def has_run(out_dir):
     return os.path.exists(os.path.join(out_dir, RUN_FILE))
 
 
+def check_out_dir(out_dir, resume, chief=True):
+    """Refuse an ``--out`` this command must not write: a run without ``--resume``, files that are no run,
+    ``--resume`` of nothing.  Only the chief (the process that writes the run) checks what it would overwrite."""
+    run_exists = has_run(out_dir)
+    if chief and run_exists and not resume:
+        raise ValueError(f"--out {out_dir!r} already holds a run (run.json); pass --resume or choose another --out.")
+    others = [name for name in os.listdir(out_dir) if name != LOCK_FILE] if os.path.isdir(out_dir) else []
+    if chief and not run_exists and others:
+        raise ValueError(f"--out {out_dir!r} holds files but no run (no run.json); nothing there is overwritten: "
+                         "choose an empty or new directory.")
+    if resume and not run_exists:
+        raise ValueError(f"--resume: {out_dir!r} holds no run (no run.json) to resume.")
+    if resume:
+        read_json(os.path.join(out_dir, RUN_FILE), "run description", expect=dict)
+
+
 def write_run(run_dir, config):
     """``run.json``: written once, when a run starts."""
     write_json(os.path.join(run_dir, RUN_FILE), config)
@@ -77,7 +99,7 @@ def write_run(run_dir, config):
 def check_resume(out_dir, expected):
     """The stored ``run.json`` of ``out_dir``, after checking it agrees with ``expected`` on `RESUME_KEYS`."""
     path = os.path.join(out_dir, RUN_FILE)
-    stored = read_json(path, "run description")
+    stored = read_json(path, "run description", expect=dict)
     for key in RESUME_KEYS:
         # Runs written before a field existed are compared on the fields they have.
         if key in stored and stored[key] != expected.get(key):
@@ -99,7 +121,7 @@ def read_run_beside(weights):
     path = os.path.join(os.path.dirname(os.path.abspath(weights)), RUN_FILE)
     if not os.path.isfile(path):
         return None
-    return read_json(path, "run description")
+    return read_json(path, "run description", expect=dict)
 
 
 def initial_state():
@@ -109,11 +131,45 @@ def initial_state():
 
 
 def read_state(out_dir):
-    """The committed ``state.json`` of ``out_dir``, or None if no epoch was committed yet."""
+    """The committed ``state.json`` of ``out_dir``, or None if no epoch was committed yet.
+
+    Raises:
+        ValueError: naming the file and the field, if it is not a state this module wrote
+            (it is replaced atomically, so only damage from outside makes it so).
+    """
     path = os.path.join(out_dir, STATE_FILE)
     if not os.path.exists(path):
         return None
-    return read_json(path, "run state")
+    state = read_json(path, "run state", expect=dict)
+    epochs = state.get("completed_epochs")
+    expected = {"completed_epochs": isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0,
+                "history": isinstance(state.get("history"), list) and len(state.get("history", ())) == epochs,
+                "checkpoint": state.get("checkpoint") == (f"checkpoint-{epochs}.weights.h5" if epochs else None),
+                "seed_states": isinstance(state.get("seed_states", {}), dict)}
+    for field, valid in expected.items():
+        if not valid:
+            raise ValueError(f"{path}: damaged run state (field {field!r} is {state.get(field)!r}); restore the "
+                             "file from a copy, or start the run again in another --out.")
+    return state
+
+
+def load_checkpoint(model, out_dir, state):
+    """Load the committed checkpoint named by ``state`` (and dropout's stream positions) into ``model``.
+
+    Raises:
+        ValueError: naming the checkpoint, if it is missing, truncated or not this model's.
+    """
+    path = os.path.join(out_dir, state["checkpoint"])
+    if not os.path.isfile(path):
+        raise ValueError(f"--resume: {path} (epoch {state['completed_epochs']}'s checkpoint, named by state.json) "
+                         "is missing; restore it, or start the run again in another --out.")
+    try:
+        load_weights_file(model, path, "checkpoint")
+    except ValueError as error:
+        raise ValueError(f"--resume: {path} (epoch {state['completed_epochs']}'s checkpoint) cannot be loaded "
+                         f"({str(error)[:300]}); it is truncated or damaged: restore it from a copy, or start the run "
+                         "again in another --out.") from None
+    restore_seed_states(model, state.get("seed_states", {}))
 
 
 def seed_states(model):
@@ -146,26 +202,69 @@ def commit_epoch(run_dir, model, state, row, seconds, on_commit=None):
             `COMMIT_STAGES` (tests use it to kill a run at a known point).
     """
     epoch = row["epoch"]
-    state["history"].append(row)
-    state.setdefault("epoch_seconds", []).append(round(seconds, 1))
-    state["completed_epochs"] = epoch
-    if state["best_val_accuracy"] is None or row["val_accuracy"] > state["best_val_accuracy"]:
-        state["best_val_accuracy"], state["best_epoch"] = row["val_accuracy"], epoch
-        atomic_write(os.path.join(run_dir, "best.weights.h5"), model.save_weights)
-    state["seed_states"] = seed_states(model)
-    state["checkpoint"] = f"checkpoint-{epoch}.weights.h5"
-    atomic_write(os.path.join(run_dir, state["checkpoint"]), model.save_weights)
-    atomic_write(os.path.join(run_dir, "last.weights.h5"), model.save_weights)
-    _notify(on_commit, "weights-written", epoch)
-    write_json(os.path.join(run_dir, STATE_FILE), state)  # the commit point
-    _notify(on_commit, "state-committed", epoch)
-    # Every older checkpoint goes, also one a killed process left behind after its commit.
-    for name in os.listdir(run_dir):
-        if name.startswith("checkpoint-") and name.endswith(".weights.h5") and name != state["checkpoint"]:
-            os.remove(os.path.join(run_dir, name))
-    write_log(os.path.join(run_dir, "log.csv"), state["history"])
-    plot_curves(os.path.join(run_dir, "curves.png"), state["history"])
+    committed = state["completed_epochs"]
+    try:
+        check_free_space(run_dir, model, state["checkpoint"])
+        state["history"].append(row)
+        state.setdefault("epoch_seconds", []).append(round(seconds, 1))
+        state["completed_epochs"] = epoch
+        if state["best_val_accuracy"] is None or row["val_accuracy"] > state["best_val_accuracy"]:
+            state["best_val_accuracy"], state["best_epoch"] = row["val_accuracy"], epoch
+            atomic_write(os.path.join(run_dir, "best.weights.h5"), model.save_weights)
+        state["seed_states"] = seed_states(model)
+        state["checkpoint"] = f"checkpoint-{epoch}.weights.h5"
+        atomic_write(os.path.join(run_dir, state["checkpoint"]), model.save_weights)
+        atomic_write(os.path.join(run_dir, "last.weights.h5"), model.save_weights)
+        _notify(on_commit, "weights-written", epoch)
+        write_json(os.path.join(run_dir, STATE_FILE), state)  # the commit point
+        committed = epoch
+        _notify(on_commit, "state-committed", epoch)
+        # Every older checkpoint goes, also one a killed process left behind after its commit.
+        for name in os.listdir(run_dir):
+            if name.startswith("checkpoint-") and name.endswith(".weights.h5") and name != state["checkpoint"]:
+                os.remove(os.path.join(run_dir, name))
+        write_log(os.path.join(run_dir, "log.csv"), state["history"])
+        plot_curves(os.path.join(run_dir, "curves.png"), state["history"])
+    except OSError as error:
+        raise RunWriteError(run_dir, epoch, committed, error) from None
     _notify(on_commit, "logs-written", epoch)
+
+
+def check_free_space(run_dir, model, previous_checkpoint=None):
+    """Refuse (``OSError`` ENOSPC) an epoch commit the file system has no room for, before writing.
+
+    A commit writes up to three weights files (best, checkpoint, last), each as
+    large as the previous checkpoint (or, before the first, the model's and
+    optimizer's variables plus HDF5 overhead).  Checking first matters: HDF5
+    left with a half-written file on a full disk crashes the process at exit.
+    """
+    previous = os.path.join(run_dir, previous_checkpoint) if previous_checkpoint else None
+    if previous and os.path.isfile(previous):
+        file_bytes = os.path.getsize(previous)
+    else:
+        variables = list(model.variables) + list(getattr(model.optimizer, "variables", None) or [])
+        file_bytes = int(1.2 * sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)) + (256 << 10)
+    needed = 3 * file_bytes + (1 << 20)  # and a MiB for state.json, log.csv, curves.png
+    status = os.statvfs(run_dir)
+    free = status.f_bavail * status.f_frsize
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {needed / 2**20:.1f} MiB needed, "
+                      f"{free / 2**20:.1f} MiB free", run_dir)
+
+
+class RunWriteError(OSError):
+    """Writing a run directory failed (disk full, quota, permissions); the last committed epoch is intact."""
+
+    def __init__(self, run_dir, epoch, committed, cause):
+        reason = cause.strerror if cause.strerror and len(cause.strerror) < 160 and "\n" not in cause.strerror \
+            else os.strerror(cause.errno) if cause.errno else str(cause)
+        where = f"epoch {committed} is the last committed one" if committed else "no epoch is committed yet"
+        then = f"from epoch {committed + 1}" if committed else "from the start"
+        super().__init__(cause.errno, f"--out {run_dir!r}: writing epoch {epoch} failed ({reason}); {where} and "
+                         f"the run is intact: free space (or fix the cause), then --resume continues {then}.")
+
+    def __str__(self):
+        return self.strerror
 
 
 def _notify(on_commit, stage, epoch):
