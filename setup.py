@@ -49,7 +49,7 @@ setup(
         # benchmarks/: the PyTorch references and xprof, which reads TensorFlow's profiles.
         "bench": ["torch>=2.1", "xprof"],
         # JAX and PyTorch also serve as Keras backends in tests/test_backends.py.
-        "test": ["pytest>=8", "pytest-xdist", "torch==2.13.0", "scikit-image", "jax"],
+        "test": ["pytest>=8", "pytest-xdist", "hypothesis", "torch==2.13.0", "scikit-image", "jax"],
     },
     cmdclass={"build_py": BuildWithManifest},
     entry_points={"console_scripts": ["keras-wrn=keras_wrn.cli:main"]},

@@ -1,7 +1,8 @@
 """Helpers shared by several test files: writers of small datasets in the formats the package reads, a
-local HTTP server standing in for the release assets, and a PyTorch reference of the WRN authors'
-functional network."""
+local HTTP server standing in for the release assets, a walk over the command line's parser, and a PyTorch
+reference of the WRN authors' functional network."""
 
+import argparse
 import contextlib
 import functools
 import http.server
@@ -157,3 +158,16 @@ def reference_forward(x, params, depth, eps=1e-5, features=False):
         return out
     out = F.avg_pool2d(out, out.shape[-1], 1, 0).flatten(1)
     return F.linear(out, params["fc.weight"], params["fc.bias"])
+
+
+def parser_actions(parser, path=("keras-wrn",)):
+    """``(command path, argparse action)`` for every option and positional of every (sub)command.
+
+    argparse keeps a parser's actions in ``_actions``; it has no public accessor.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from parser_actions(sub, path + (name,))
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield path, action

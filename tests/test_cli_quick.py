@@ -1,7 +1,6 @@
 """A quick, quiet command line: light commands without TensorFlow, no TensorFlow log lines, help for every
 option, progress without control characters in a piped log."""
 
-import argparse
 import os
 import subprocess
 import sys
@@ -9,6 +8,7 @@ import sys
 import pytest
 
 import keras_wrn
+from helpers import parser_actions
 from keras_wrn.cli import make_parser
 
 LIGHT = [["--version"], ["list"], ["list", "wrn-28-*"], ["weights", "list"],
@@ -49,17 +49,8 @@ def test_no_tensorflow_log_lines_on_stderr():
     assert out.stderr == "", out.stderr
 
 
-def _actions(parser, path="keras-wrn"):
-    for action in parser._actions:  # argparse keeps its actions there; there is no public accessor
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _actions(sub, f"{path} {name}")
-        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
-            yield path, action
-
-
 def test_every_option_and_command_has_help():
-    missing = [f"{path} {action.dest}" for path, action in _actions(make_parser()) if not action.help]
+    missing = [f"{' '.join(path)} {action.dest}" for path, action in parser_actions(make_parser()) if not action.help]
     assert missing == []
 
 
