@@ -35,10 +35,12 @@ def build_tiny(kind, **kwargs):
 
 
 @pytest.fixture(autouse=True)
-def _seeded():
+def _seeded(request):
     keras.utils.set_random_seed(1234)
     yield
-    keras.backend.clear_session()
+    # clear_session's full garbage collection costs about 0.5 s once TensorFlow is loaded; the adversarial
+    # cases build tiny models, one or more per case, and skip it (Python's own collector still runs).
+    keras.backend.clear_session(free_memory="adversarial" not in request.node.path.parts)
 
 
 @pytest.fixture
