@@ -26,6 +26,8 @@ from keras import layers, ops
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 CONV_INITIALIZER = "he_normal"
+# Activation dtypes TensorFlow's fused BatchNorm kernel takes (with float32 scale, offset, statistics).
+FUSED_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def conv_layer(filters, kernel_size, strides=1):
@@ -68,8 +70,12 @@ class BatchNormalization(layers.BatchNormalization):
     Same weights, same names, same moving-statistics
     update as Keras (the biased batch variance: the fused kernel's Bessel
     correction is undone); training outputs equal Keras' to float32 rounding.
+    Under a mixed precision policy (`keras_wrn.precision`) the kernel takes the
+    bfloat16/float16 activations as they are and keeps scale, offset and the
+    statistics in float32 (Keras' own layer casts the activations to float32 and
+    back around separate ops, see the README's precision section).
     Inference, other backends, masks, synchronised (multi-replica) statistics,
-    renormalisation and non-4D or non-float32 inputs use Keras' own path, and so
+    renormalisation and non-4D inputs use Keras' own path, and so
     does everything when the environment variable ``KERAS_WRN_FUSED_BATCH_NORM``
     is ``0`` at model tracing (to reproduce Keras' arithmetic bit for bit, e.g. to
     compare with a multi-replica run).
@@ -78,7 +84,7 @@ class BatchNormalization(layers.BatchNormalization):
     def _fusable(self, inputs, training, mask):
         return (os.environ.get("KERAS_WRN_FUSED_BATCH_NORM", "1") != "0" and training and self.trainable and mask is None and not self.synchronized and not self.renorm
                 and keras.backend.backend() == "tensorflow" and len(inputs.shape) == 4
-                and self.axis in (-1, 3) and keras.backend.standardize_dtype(inputs.dtype) == "float32"
+                and self.axis in (-1, 3) and keras.backend.standardize_dtype(inputs.dtype) in FUSED_DTYPES
                 and self.scale and self.center)
 
     def call(self, inputs, training=None, mask=None):

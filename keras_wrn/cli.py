@@ -20,6 +20,7 @@ import sys
 
 from keras_wrn import __version__
 from keras_wrn.plotting import GraphvizMissingError
+from keras_wrn.precision import CHOICES as PRECISIONS
 from keras_wrn.variants import list_models
 
 # Each command imports what it needs inside its function ("deferred"), so `--help`, `--version`,
@@ -149,7 +150,7 @@ def _cmd_train(args):
                     freeze_backbone=getattr(args, "freeze_backbone", False),
                     normalization=args.normalization, image_size=args.image_size, distribute=args.distribute,
                     command=shlex.join(["keras-wrn"] + args.argv), learning_rate=args.lr,
-                    weight_decay=args.weight_decay, val_fraction=args.val_fraction)
+                    weight_decay=args.weight_decay, val_fraction=args.val_fraction, precision=args.precision)
     if history:
         last = history[-1]
         split = "validation" if args.val_fraction else "test"
@@ -171,8 +172,10 @@ def _cmd_evaluate(args):
         base = os.path.basename(args.weights).removesuffix(".weights.h5")
         confusion = os.path.join(os.path.dirname(os.path.abspath(args.weights)), f"confusion-{base}-{args.split}.png")
     result = evaluate(args.name, args.weights, args.data, split=args.split, batch_size=args.batch_size,
-                      confusion_png=confusion, image_size=args.image_size, limit=args.limit, verbose=None)
-    print(f"{args.name} {os.path.basename(args.weights)} on {args.data} [{args.split}, {result['images']} images]: "
+                      confusion_png=confusion, image_size=args.image_size, limit=args.limit, verbose=None,
+                      precision=args.precision)
+    print(f"{args.name} {os.path.basename(args.weights)} on {args.data} [{args.split}, {result['images']} images, "
+          f"{result['precision']}]: "
           f"top-1 error {100 * result['top1_error']:.2f}%")
     print(f"confusion matrix: {result['confusion_png']}")
     if args.json:
@@ -337,6 +340,9 @@ def _add_training_arguments(parser, default_recipe):
     parser.add_argument("--cpu-devices", type=_positive_int, default=None,
                         help="split the CPU into N logical devices (for --distribute mirrored without GPUs)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--precision", default=None, choices=PRECISIONS,
+                        help="float32, mixed bfloat16 or float16 (float32 variables), or auto: bfloat16 where the "
+                        "CPU has AMX/AVX512-BF16 or the GPU supports it (default float32; with --resume the run's)")
     parser.add_argument("--lr", type=_positive_float, default=None,
                         help="base learning rate (default: the recipe's); the schedule keeps its shape")
     parser.add_argument("--weight-decay", type=_non_negative_float, default=None, help="L2 coefficient (default: the recipe's)")
@@ -394,6 +400,8 @@ def make_parser():
     evaluate.add_argument("--batch-size", type=_positive_int, default=500, help="images per batch (default 500)")
     evaluate.add_argument("--image-size", type=_image_size, default=None, help="H,W image folders are resized to")
     evaluate.add_argument("--limit", type=_positive_int, default=None, help="evaluate the first N images only")
+    evaluate.add_argument("--precision", default=None, choices=PRECISIONS,
+                          help="compute precision (default float32); weights of any precision load")
     evaluate.add_argument("--confusion", default=None, help="PNG path (default beside the weights)")
     evaluate.add_argument("--json", default=None, help="also write the metrics as JSON")
     evaluate.set_defaults(run=_cmd_evaluate)

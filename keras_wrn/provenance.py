@@ -4,7 +4,7 @@ import os
 import platform
 import subprocess
 
-__all__ = ["source_commit", "machine_description"]
+__all__ = ["source_commit", "machine_description", "cpu_model_and_flags"]
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,7 +24,8 @@ def source_commit():
     return commit + ("+dirty" if dirty else "")
 
 
-def _cpu_model_and_flags():
+def cpu_model_and_flags():
+    """``(model name, set of /proc/cpuinfo flags)``; flags empty where /proc/cpuinfo is missing (not Linux)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as stream:
             text = stream.read()
@@ -42,6 +43,6 @@ def _cpu_model_and_flags():
 
 def machine_description():
     """This machine in one line, read now: CPU model, cores, the vector/matrix features that matter."""
-    model, flags = _cpu_model_and_flags()
+    model, flags = cpu_model_and_flags()
     features = "+".join(feature for feature in _CPU_FEATURES if feature in flags) or "no AVX2"
     return f"{os.cpu_count()}-core {platform.machine()} {model} ({features})"

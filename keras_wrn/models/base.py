@@ -20,6 +20,7 @@ from keras import layers
 from keras_wrn import weights as released
 from keras_wrn.blocks import ADAPTERS, PLAIN, AdapterUnits, LayerBank
 from keras_wrn.optimizers import paper_optimizer, validate_l2
+from keras_wrn.precision import building_with, resolve_precision
 
 DEFAULT_INPUT_SHAPE = (32, 32, 3)
 DEFAULT_CLASSES = 10
@@ -34,7 +35,8 @@ SEED_ALIASES = {"input_dim": "input_shape", "nb_classes": "classes", "k": "width
 
 # Arguments every builder takes (keras.applications' names), besides its family's own.
 COMMON_ARGUMENTS = ("input_shape", "classes", "include_top", "weights", "input_tensor", "pooling",
-                    "classifier_activation", "weight_decay", "name", "compile", "include_preprocessing")
+                    "classifier_activation", "weight_decay", "name", "compile", "include_preprocessing",
+                    "precision")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +177,7 @@ def _resolve_preprocessing(builder, include, weights):
 def preprocessing_layer(statistics):
     """``(x - mean) / std`` per channel as a Keras layer (``Normalization``, saved with the model)."""
     return layers.Normalization(mean=statistics["mean"], variance=[s * s for s in statistics["std"]],
-                                name="preprocessing")
+                                name="preprocessing", dtype="float32")
 
 
 def resolve_config(family, args, seed_kwargs):
@@ -243,6 +245,7 @@ def resolve_config(family, args, seed_kwargs):
                          "expected None (logits), 'softmax' or another Keras activation.") from None
     if not isinstance(args["compile"], bool):
         raise ValueError(f"{builder}: compile must be True or False, got {args['compile']!r}.")
+    args["precision"] = resolve_precision(args.get("precision"), f"{builder}: precision")
     family.configure(builder, args)
     return args
 
@@ -253,7 +256,8 @@ def classifier_head(x, include_top, pooling, classes, classifier_activation, uni
     ``include_top=True``: global average pooling (the papers; ``pooling="max"``
     picks max pooling instead) and ``Dense(classes)`` named ``predictions``.
     ``include_top=False``: ``pooling=None`` returns the 4D feature map,
-    ``"avg"``/``"max"`` a pooled ``(B, C)`` vector.
+    ``"avg"``/``"max"`` a pooled ``(B, C)`` vector.  The classifier computes in
+    float32 at every precision (`keras_wrn.precision.FLOAT32_LAYERS`).
     """
     if include_top or pooling is not None:
         if pooling == "max":
@@ -262,7 +266,7 @@ def classifier_head(x, include_top, pooling, classes, classifier_activation, uni
             x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if include_top:
         x = units.layer("predictions", lambda name: layers.Dense(classes, activation=classifier_activation,
-                                                                   name=name))(x)
+                                                                   name=name, dtype="float32"))(x)
     return x
 
 
@@ -290,7 +294,12 @@ def build_model(family, seed_kwargs=None, *, units=None, **arguments):
 
 
 def build_from_config(family, config, units=None):
-    """The model of an already validated ``config`` (see `resolve_config`)."""
+    """The model of an already validated ``config`` (see `resolve_config`), at ``config["precision"]``."""
+    with building_with(config.get("precision", "float32")):
+        return _build_from_config(family, config, units)
+
+
+def _build_from_config(family, config, units):
     units = family.units(config) if units is None else units
     display_name, default_name = family.naming(config)
     if config["input_tensor"] is not None:

@@ -94,6 +94,7 @@ def create_pre_activation_resnet(
     name=None,
     compile=True,
     include_preprocessing=None,
+    precision=None,
     **seed_kwargs,
 ):
     """Build a pre-activation ResNet (ResNet-110, -164, -1001 or the wide variant).
@@ -113,7 +114,7 @@ def create_pre_activation_resnet(
             (the paper's).
         compile: if True (default) and ``include_top``, compile with SGD
             momentum 0.9, lr 0.1, coupled L2, sparse CE and accuracy.
-        include_preprocessing: as in `create_wide_residual_network`.
+        include_preprocessing, precision: as in `create_wide_residual_network`.
         **seed_kwargs: ``input_dim``, ``nb_classes``, ``N`` (units per stage:
             depth = 6N + 2, or 9N + 2 with ``block_type="bottleneck"``), ``k``
             (width), ``verbose``.
@@ -126,6 +127,7 @@ def create_pre_activation_resnet(
         block_type=block_type, dropout=dropout, include_top=include_top, weights=weights, input_tensor=input_tensor,
         pooling=pooling, classifier_activation=classifier_activation, weight_decay=weight_decay, name=name,
         compile=compile, include_preprocessing=include_preprocessing,
+        precision=precision,
     )
 
 

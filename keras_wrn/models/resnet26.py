@@ -72,6 +72,7 @@ def resnet26(
     name=None,
     compile=True,
     include_preprocessing=None,
+    precision=None,
 ):
     """Rebuffi et al.'s ResNet-26 as one plain network, optionally with residual adapters.
 
@@ -89,7 +90,7 @@ def resnet26(
         weight_decay: coupled L2 of the compiled optimizer; defaults to the
             adapters recipe's per-kind decay (1e-4 on adapters, 5e-4 elsewhere).
         compile: SGD momentum 0.9, lr 0.1, sparse CE, accuracy.
-        include_preprocessing: as in `create_wide_residual_network`.
+        include_preprocessing, precision: as in `create_wide_residual_network`.
 
     Returns:
         A `keras.Model`; output ``(B, classes)`` with ``include_top``.
@@ -99,6 +100,7 @@ def resnet26(
         width_factor=width_factor, include_top=include_top, weights=weights, input_tensor=input_tensor,
         pooling=pooling, classifier_activation=classifier_activation, weight_decay=weight_decay, name=name,
         compile=compile, include_preprocessing=include_preprocessing,
+        precision=precision,
     )
 
 

@@ -106,6 +106,7 @@ def create_residual_of_residual(
     name=None,
     compile=True,
     include_preprocessing=None,
+    precision=None,
     **seed_kwargs,
 ):
     """Build RoR-3 on a conv-BN-ReLU ResNet (RoR-3-56, RoR-3-110, RoR-3-164).
@@ -127,6 +128,7 @@ def create_residual_of_residual(
         include_top=include_top, weights=weights, input_tensor=input_tensor, pooling=pooling,
         classifier_activation=classifier_activation, weight_decay=weight_decay, name=name, compile=compile,
         include_preprocessing=include_preprocessing,
+        precision=precision,
     )
 
 
@@ -146,6 +148,7 @@ def create_pre_residual_of_residual(
     name=None,
     compile=True,
     include_preprocessing=None,
+    precision=None,
     **seed_kwargs,
 ):
     """Build Pre-RoR-3 (width 1) or RoR-3-WRN-depth-width on pre-activation blocks.
@@ -167,6 +170,7 @@ def create_pre_residual_of_residual(
         include_top=include_top, weights=weights, input_tensor=input_tensor, pooling=pooling,
         classifier_activation=classifier_activation, weight_decay=weight_decay, name=name, compile=compile,
         include_preprocessing=include_preprocessing,
+        precision=precision,
     )
 
 

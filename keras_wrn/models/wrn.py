@@ -62,6 +62,7 @@ def create_wide_residual_network(
     name=None,
     compile=True,
     include_preprocessing=None,
+    precision=None,
     **seed_kwargs,
 ):
     """Build WRN-depth-width as a Functional `keras.Model`.
@@ -94,6 +95,12 @@ def create_wide_residual_network(
             model (``keras.layers.Normalization`` named ``preprocessing``), so it
             takes raw 0-255 RGB images, as keras.applications' EfficientNetV2
             does; default True when ``weights`` names a release, else False.
+        precision: ``"float32"``, ``"bfloat16"``, ``"float16"`` (mixed: float32
+            variables, BatchNorm statistics, classifier and loss) or ``"auto"``
+            (bfloat16 where the CPU has AMX/AVX512-BF16 or the GPU is Ampere or
+            later, else float32); default None follows Keras' global dtype
+            policy (float32 unless set).  Weights load at any precision; see
+            `keras_wrn.precision`.
         **seed_kwargs: the seed scripts' names, with their meaning:
             ``input_dim`` (input_shape), ``nb_classes`` (classes), ``N``
             (blocks per group: depth = 6N + 4), ``k`` (width), ``verbose``.
@@ -110,6 +117,7 @@ def create_wide_residual_network(
         include_top=include_top, weights=weights, input_tensor=input_tensor, pooling=pooling,
         classifier_activation=classifier_activation, weight_decay=weight_decay, name=name, compile=compile,
         include_preprocessing=include_preprocessing,
+        precision=precision,
     )
 
 

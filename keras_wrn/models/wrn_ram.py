@@ -53,6 +53,7 @@ def create_wrn_ram(
     name=None,
     compile=True,
     include_preprocessing=None,
+    precision=None,
     **seed_kwargs,
 ):
     """Build one WRN-RAM (default WRN-28-4 with series adapters, seed 000's network).
@@ -77,6 +78,7 @@ def create_wrn_ram(
         input_tensor=input_tensor, pooling=pooling, classifier_activation=classifier_activation,
         weight_decay=weight_decay, name=name, compile=compile,
         include_preprocessing=include_preprocessing,
+        precision=precision,
     )
 
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from keras_wrn.data import load_data
 from keras_wrn.io import atomic_write
+from keras_wrn.precision import resolve_precision
 from keras_wrn.registry import create_model, model_args
 from keras_wrn.training.loop import build_for_run
 from keras_wrn.training.normalization import normalise, pipeline
@@ -17,7 +18,7 @@ __all__ = ["evaluate", "plot_confusion"]
 
 
 def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_png=None, image_size=None,
-             limit=None, verbose=0):
+             limit=None, verbose=0, precision=None):
     """Top-1 error of ``weights`` on a split of ``data``, and its confusion matrix.
 
     ``weights`` is a ``.weights.h5`` file or a released weights name
@@ -28,6 +29,8 @@ def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_
     per-channel mean/std of the data's training split.
 
     ``verbose``: 0 (default) silent; None: a bar on a terminal, plain lines otherwise.
+    ``precision``: the model's, `keras_wrn.precision.CHOICES` (default float32);
+    weights of any precision load.
 
     Returns:
         dict with ``top1_error`` (fraction), ``accuracy``, ``images``,
@@ -37,6 +40,7 @@ def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_
     from sklearn.metrics import confusion_matrix  # deferred: scikit-learn, needed only here
 
     model_args(model_name)
+    precision = resolve_precision(precision, "--precision")
     weights = os.fspath(weights)
     release = None
     if is_weights_name(weights):
@@ -72,9 +76,9 @@ def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_
     if limit:
         images, labels = images[:limit], labels[:limit]
     if release is not None:
-        model = create_model(release, input_shape=images.shape[1:], compile=False)
+        model = create_model(release, input_shape=images.shape[1:], compile=False, precision=precision)
     else:
-        model = build_for_run(model_name, len(names), images.shape[1:], None)
+        model = build_for_run(model_name, len(names), images.shape[1:], None, precision)
         try:
             load_weights_file(model, weights, "--weights")
         except ValueError as error:
@@ -90,7 +94,7 @@ def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_
     with np.errstate(invalid="ignore", divide="ignore"):
         per_class = np.diag(matrix) / matrix.sum(axis=1)
     result = dict(model=model_name, weights=os.path.abspath(weights), data=os.path.abspath(data), split=split,
-                  images=int(len(labels)), accuracy=accuracy, top1_error=1.0 - accuracy,
+                  images=int(len(labels)), precision=precision, accuracy=accuracy, top1_error=1.0 - accuracy,
                   per_class_accuracy={n: (None if np.isnan(a) else float(a)) for n, a in zip(names, per_class)},
                   confusion_matrix=matrix.tolist(), class_names=names)
     if confusion_png:

@@ -20,6 +20,7 @@ import keras
 from keras_wrn.data import load_data
 from keras_wrn.data.datasets import data_fingerprint, has_split
 from keras_wrn.optimizers import CoupledWeightDecaySGD, validate_l2
+from keras_wrn.precision import resolve_precision
 from keras_wrn.provenance import machine_description, source_commit
 from keras_wrn.recipes import get_recipe, learning_rate_schedule
 from keras_wrn.registry import create_model, model_args
@@ -48,20 +49,21 @@ def outputs_logits(model):
     return activation is not keras.activations.softmax
 
 
-def build_for_run(model_name, classes, input_shape, dropout):
+def build_for_run(model_name, classes, input_shape, dropout, precision="float32"):
     """The uncompiled model of a run: ``classes`` outputs, the run's dropout (None: the model's default)."""
     kwargs = {"dropout": dropout} if dropout is not None else {}
-    return create_model(model_name, classes=classes, input_shape=input_shape, compile=False, **kwargs)
+    return create_model(model_name, classes=classes, input_shape=input_shape, compile=False, precision=precision,
+                        **kwargs)
 
 
-def _build_headless(model_name, input_shape):
-    return create_model(model_name, include_top=False, input_shape=input_shape, compile=False)
+def _build_headless(model_name, input_shape, precision):
+    return create_model(model_name, include_top=False, input_shape=input_shape, compile=False, precision=precision)
 
 
 def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None, seed=0, resume=False,
           dropout=None, limit_train=None, verbose=None, *, init_weights=None, freeze_backbone=False,
           normalization="meanstd", image_size=None, distribute=None, command=None, on_commit=None,
-          learning_rate=None, weight_decay=None, val_fraction=None):
+          learning_rate=None, weight_decay=None, val_fraction=None, precision=None):
     """Train ``model_name`` (a registry name) on ``data`` into ``out_dir``; see `keras_wrn.training`.
 
     Args:
@@ -114,6 +116,8 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
     if freeze_backbone and not init_weights:
         raise ValueError("--freeze-backbone needs --weights (the backbone to freeze).")
     recipe = _override_recipe(recipe, learning_rate, weight_decay)
+    if precision is not None or not resume:
+        precision = resolve_precision(precision, "--precision")
     if val_fraction is not None and (not isinstance(val_fraction, (int, float)) or isinstance(val_fraction, bool)
                                      or not 0 <= val_fraction < 1):
         raise ValueError(f"--val-fraction {val_fraction!r}: expected a number in [0, 1).")
@@ -162,7 +166,7 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
                       limit_train=limit_train, normalization=normalization, init_weights=init_record,
                       learning_rate=recipe.learning_rate, weight_decay=recipe.weight_decay, val_fraction=val_fraction,
                       freeze_backbone=bool(freeze_backbone), image_shape=list(x_train.shape[1:]),
-                      distribute=distribute or "none", command=command, commit=source_commit(),
+                      distribute=distribute or "none", precision=precision, command=command, commit=source_commit(),
                       machine=machine_description(), started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if init_statistics is not None:
             config.update(mean=init_statistics["mean"], std=init_statistics["std"])
@@ -172,16 +176,18 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
                 remove_temporaries(out_dir)  # half-written files of the killed run
         os.makedirs(write_dir, exist_ok=True)
         zca = normalise(config, out_dir if resume else write_dir, x_train, write=True)
+        precision = config.get("precision") or "float32"  # a run from before precisions existed: float32
 
         keras.utils.set_random_seed(seed)
         image_shape = x_train.shape[1:]
         scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
         with scope:
-            model = build_for_run(model_name, len(arrays["class_names"]), image_shape, dropout)
+            model = build_for_run(model_name, len(arrays["class_names"]), image_shape, dropout, precision)
             synchronize_batch_norm(model, strategy)
             if init_weights and not resume:
                 load_backbone(model, init_weights, lambda classes: build_for_run(
-                    model_name, classes, image_shape, dropout) if classes else _build_headless(model_name, image_shape))
+                    model_name, classes, image_shape, dropout, precision) if classes
+                    else _build_headless(model_name, image_shape, precision))
             if freeze_backbone:
                 for layer in model.layers:
                     layer.trainable = layer.name in HEAD_LAYERS
@@ -194,7 +200,7 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
             model.compile(optimizer=optimizer, metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)))
             model.build((None,) + image_shape)
-            optimizer.build(model.trainable_variables)
+            model.optimizer.build(model.trainable_variables)  # float16: Keras' loss-scaling wrapper of it
 
             state = committed
             if state is not None:

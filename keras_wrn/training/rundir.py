@@ -61,7 +61,7 @@ STATE_FILE = "state.json"
 # run.json fields that must agree for --resume to continue a run.
 RESUME_KEYS = ("model", "recipe", "epochs", "batch_size", "seed", "dropout", "class_names", "limit_train",
                "normalization", "init_weights", "freeze_backbone", "image_shape", "learning_rate", "weight_decay",
-               "val_fraction", "data_fingerprint")
+               "val_fraction", "data_fingerprint", "precision")
 
 # Where `commit_epoch` calls its ``on_commit`` hook, in order:
 #   "weights-written": best/checkpoint/last weights are on disk, state.json still names the previous epoch;
@@ -101,6 +101,8 @@ def check_resume(out_dir, expected):
     path = os.path.join(out_dir, RUN_FILE)
     stored = read_json(path, "run description", expect=dict)
     for key in RESUME_KEYS:
+        if key == "precision" and expected.get(key) is None:
+            continue  # --resume without --precision continues at the run's precision
         # Runs written before a field existed are compared on the fields they have.
         if key in stored and stored[key] != expected.get(key):
             if key == "data_fingerprint":
