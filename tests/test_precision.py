@@ -233,3 +233,20 @@ def test_cli_takes_precision_and_refuses_an_unknown_one(tmp_path):
     result = subprocess.run(command + ["--precision", "fp8"], capture_output=True, text=True, env=quiet)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "argument --precision: invalid choice: 'fp8'" in result.stderr
+
+
+def test_multi_domain_network_and_its_merge_keep_the_precision():
+    from keras_wrn.adapters import MultiDomainNetwork
+
+    network = MultiDomainNetwork(adapter="parallel", domains={"a": 3, "b": 4}, input_shape=(16, 16, 3),
+                                 width_factor=0.25, precision="bfloat16")
+    assert network.precision == "bfloat16"
+    assert {precision_of(network[d]) for d in network.domains} == {"bfloat16"}
+    assert {v.dtype for v in network.shared_weights()} == {"float32"}
+    merged = network.merge("a")
+    assert precision_of(merged) == "bfloat16"
+    x = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
+    reference = network["a"].predict(x, verbose=0)
+    assert np.abs(merged.predict(x, verbose=0) - reference).max() <= 0.02 * np.abs(reference).max() + 1e-3
+    with pytest.raises(ValueError, match="precision='half' is not allowed"):
+        MultiDomainNetwork(precision="half")

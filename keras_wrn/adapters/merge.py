@@ -34,7 +34,7 @@ def merge_domain(network, domain):
         return _merge_wrn(network, domain)
     model, bank = network[domain], network.domain_bank(domain).layers
     plain = resnet26(network.classes[domain], network.input_shape, adapter=None, width_factor=network.width_factor,
-                     compile=network.compile, name=f"resnet26_{domain}_merged")
+                     compile=network.compile, precision=network.precision, name=f"resnet26_{domain}_merged")
     for name, conv in network.shared.layers.items():
         kernel = np.asarray(conv.kernel.numpy(), np.float64)
         gamma, beta, mean, variance = _as64(bank[f"{name}_bn"].get_weights())
@@ -65,7 +65,8 @@ def _merge_wrn(network, domain):
     bank = network.domain_bank(domain).layers
     plain = create_wide_residual_network(depth=network.spec["depth"], width=network.spec["width"],
                                          classes=network.classes[domain], input_shape=network.input_shape,
-                                         classifier_activation=None, compile=network.compile)
+                                         classifier_activation=None, compile=network.compile,
+                                         precision=network.precision)
     for name, conv in network.shared.layers.items():
         kernel = np.asarray(conv.kernel.numpy(), np.float64)
         adapter = bank.get(f"{name}_adapter")

@@ -40,10 +40,12 @@ class MultiDomainNetwork:
         architecture: ``"resnet26"`` (default) or ``"wrn"`` (then ``depth`` and
             ``width`` give the WRN-RAM; see `wrn_ram`).
         train_shared: let the shared convolutions train too (default False).
+        precision: of every domain's model, as in the builders
+            (`keras_wrn.precision`); default None: Keras' global policy.
     """
 
     def __init__(self, adapter="parallel", domains=None, input_shape=(64, 64, 3), positions="all", width_factor=1.0,
-                 compile=True, *, architecture="resnet26", depth=None, width=None, train_shared=False):
+                 compile=True, *, architecture="resnet26", depth=None, width=None, train_shared=False, precision=None):
         if architecture == "resnet26":
             self.family = RESNET26
             self._arguments = dict(width_factor=width_factor)
@@ -57,7 +59,9 @@ class MultiDomainNetwork:
         self.input_shape = tuple(input_shape)
         self.width_factor = width_factor
         # The family checks every argument (adapter, positions, input_shape, depth...) before anything is built.
-        self.spec = resolve_config(self.family, self._build_arguments(1, name=None), {})["spec"]
+        self.precision = None
+        config = resolve_config(self.family, dict(self._build_arguments(1, name=None), precision=precision), {})
+        self.spec, self.precision = config["spec"], config["precision"]
         self.shared = LayerBank(trainable=bool(train_shared))
         self._banks, self._models, self.classes = {}, {}, {}
         self.pack_meta = {}
@@ -67,7 +71,7 @@ class MultiDomainNetwork:
     def _build_arguments(self, classes, name):
         return dict(input_shape=self.input_shape, classes=classes, adapter=self.adapter, positions=self.positions,
                     include_top=True, weights=None, input_tensor=None, pooling=None, classifier_activation=None,
-                    weight_decay=None, name=name, compile=self.compile, **self._arguments)
+                    weight_decay=None, name=name, compile=self.compile, precision=self.precision, **self._arguments)
 
     def add_domain(self, domain, classes):
         """Create ``domain``'s adapters, BNs and head; returns its (compiled) model.
