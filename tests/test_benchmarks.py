@@ -1,27 +1,143 @@
-"""The benchmark suite runs (a smoke run: its timings are not checked, this machine is noisy)."""
+"""The benchmark suite runs (a smoke run: its timings are not checked, this machine is noisy), and its peaks."""
 
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
+from keras_wrn.provenance import cpu_model_and_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = os.path.join(ROOT, "benchmarks", "run.py")
+RESULTS = os.path.join(ROOT, "benchmarks", "results.md")
+THROUGHPUT_COLUMNS = 13  # "| a | ... | k |".split("|"): 11 cells and the two empty ends
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _throughput_rows(text, model=None):
+    """Cells of the throughput table's rows (of ``model`` only, if given)."""
+    lines = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| model |")]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines
+            if len(line.split("|")) == THROUGHPUT_COLUMNS]
+    return [row for row in rows if model is None or row[0] == model]
+
+
+def _native_bfloat16():
+    from keras_wrn.precision import native_bfloat16
+
+    return native_bfloat16()[0]
+
+
+@pytest.fixture(scope="module")
+def quick_precision_run():
+    """One quick run of WRN-16-1, keras_wrn and PyTorch, at the default precisions; results.md's mtime around it."""
+    before = os.stat(RESULTS).st_mtime_ns if os.path.exists(RESULTS) else None
+    out = subprocess.run([sys.executable, RUN, "--quick", "--models", "wrn-16-1", "--implementations",
+                          "keras_wrn,PyTorch eager", "--adapters", "off"], capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+    after = os.stat(RESULTS).st_mtime_ns if os.path.exists(RESULTS) else None
+    return out, before, after
+
+
+@pytest.mark.slow  # the shared quick run: about 70 s
+def test_benchmark_quick_run_measures_every_native_precision(quick_precision_run):
+    out, _, _ = quick_precision_run
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = _throughput_rows(out.stdout, "wrn-16-1")
+    expected = [("keras_wrn", "float32"), ("PyTorch eager", "float32")]
+    if _native_bfloat16():
+        expected += [("keras_wrn", "bfloat16"), ("PyTorch eager", "bfloat16")]
+    assert [(row[1], row[2]) for row in rows] == expected
+    assert len({row[3] for row in rows}) == 1  # the same trainable parameter count at every precision
+    assert all(row[5] == "1.00" for row in rows if row[1] == "PyTorch eager")  # each against its own precision
+    header = out.stdout.split("Command:")[0]
+    flags = cpu_model_and_flags()[1]
+    assert all(flag in header for flag in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags)
+    for library in ("TensorFlow", "Keras", "PyTorch"):
+        assert re.search(rf"{library} \d+\.\d+", out.stdout)
+    assert "Command: `python benchmarks/run.py --quick --models wrn-16-1" in out.stdout
+
+
+@pytest.mark.slow  # the shared quick run: about 70 s
+def test_benchmark_no_row_exceeds_the_true_peak(quick_precision_run):
+    out, _, _ = quick_precision_run
+    assert out.returncode == 0, out.stderr[-2000:]
+    peaks = dict(re.findall(r"^\| (\w+) \| .* = ([\d,]+) GFLOP/s \|", out.stdout, re.MULTILINE))
+    if not peaks:
+        pytest.skip("no true peak here: no known vector unit among the CPU flags (or no clock)")
+    rows = _throughput_rows(out.stdout)
+    assert rows and set(peaks) >= {row[2] for row in rows}  # a peak for every precision measured
+    for row in rows:
+        for cell in (row[6], row[9]):  # "GFLOP/s (% of peak, % of matmul)"
+            gflops, of_peak = re.fullmatch(r"([\d.]+) \((\d+)%, (?:\d+%|-)\)", cell).groups()[:2]
+            assert int(of_peak) <= 100 and float(gflops) <= float(peaks[row[2]].replace(",", "")), row
+
+
+@pytest.mark.slow  # the shared quick run: about 70 s
+def test_benchmark_quick_run_writes_no_results_file(quick_precision_run):
+    out, before, after = quick_precision_run
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert before == after
+
+
+def test_true_peak_derivation_for_a_fake_flag_set():
+    peak = _load("peak")
+    peaks = peak.peaks({"avx512f", "amx_bf16"}, 2.0, 2, "given")
+    assert peaks["float32"]["gflops"] == 256 and peaks["bfloat16"]["gflops"] == 4096
+    unit = peaks["bfloat16"]["unit"]
+    assert peaks["bfloat16"]["derivation"] == f"2 cores x 2.00 GHz (given) x 1,024 FLOP/cycle ({unit}) = 4,096 GFLOP/s"
+    assert peaks["float16"]["gflops"] == 256  # no float16 unit: float32's FMA after conversion
+    assert peak.peaks({"avx2", "fma", "avx512_bf16"}, 1.0, 4)["bfloat16"]["gflops"] == 512  # 4 x 1 GHz x 128
+    assert peak.peaks({"avx2", "fma", "avx512_fp16", "amx_fp16"}, 1.0, 1)["float16"]["gflops"] == 1024
+    assert peak.peaks(set(), 3.0, 8) == {}  # no known unit: no peak rather than a guess
+
+
+def test_clock_under_load_is_measured_or_stated():
+    peak = _load("peak")
+    clock = peak.measure_clock(cores=1, seconds=0.02, samples=2)
+    assert clock["source"] == "unknown" or 0.2 <= clock["ghz"] <= 8, clock
+    assert clock["source"].startswith(("measured", "stated", "unknown"))
+
+
+def test_default_precisions_and_tasks():
+    run = _load("run")
+    assert run.default_precisions({"amx_bf16"}, (True, "amx"), [])[0] == ["float32", "bfloat16"]
+    assert run.default_precisions({"avx512_fp16"}, (False, "none"), [])[0] == ["float32"]  # float16 emulated
+    assert run.default_precisions({"amx_fp16"}, (True, "amx"), [])[0] == ["float32", "bfloat16", "float16"]
+    assert run.default_precisions(set(), (True, "GPU"), ["/physical_device:GPU:0"])[0] == ["float32", "bfloat16",
+                                                                                          "float16"]
+    tasks = list(run._tasks(["wrn-16-1", "resnet26-series"], 1, 1, ["keras_wrn", "plain Keras", "PyTorch eager"],
+                            [], [], ["float32", "bfloat16"], ["wrn-16-1", "resnet26-series"],
+                            {"resnet26-series": "no precision argument"}))
+    below = [(t["model"], t["implementation"], bool(t.get("skipped"))) for t in tasks if t["precision"] != "float32"]
+    assert below == [("wrn-16-1", "keras_wrn", False), ("wrn-16-1", "PyTorch eager", False),
+                     ("resnet26-series", "keras_wrn", True), ("resnet26-series", "PyTorch eager", True)]
 
 
 @pytest.mark.slow
 def test_benchmark_quick_run_compares_equal_architectures():
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick", "--models",
-                          "wrn-16-1,resnet26-series", "--other-backends", "jax,torch"], capture_output=True,
-                         text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=900)
+    out = subprocess.run([sys.executable, RUN, "--quick", "--models", "wrn-16-1,resnet26-series", "--other-backends",
+                          "jax,torch"], capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
-    rows = [line for line in out.stdout.splitlines() if line.startswith("| wrn-16-1 |")]
-    assert [row.split("|")[2].strip() for row in rows] == ["keras_wrn", "plain Keras", "PyTorch eager",
-                                                           "keras_wrn on jax", "keras_wrn on torch"]
-    assert len({row.split("|")[3].strip() for row in rows}) == 1  # the same trainable parameter count
-    series = [line.split("|") for line in out.stdout.splitlines()
-              if line.startswith("| resnet26-series |") and len(line.split("|")) == 12]  # the throughput table
-    assert [row[2].strip() for row in series] == ["keras_wrn", "PyTorch eager"]  # no plain-Keras adapter model
+    rows = _throughput_rows(out.stdout, "wrn-16-1")
+    expected = [("keras_wrn", "float32"), ("plain Keras", "float32"), ("PyTorch eager", "float32"),
+                ("keras_wrn on jax", "float32"), ("keras_wrn on torch", "float32")]
+    if _native_bfloat16():
+        expected += [("keras_wrn", "bfloat16"), ("PyTorch eager", "bfloat16")]
+    assert [(row[1], row[2]) for row in rows] == expected
+    assert len({row[3] for row in rows}) == 1  # the same trainable parameter count
+    series = _throughput_rows(out.stdout, "resnet26-series")
+    assert [row[1] for row in series] == ["keras_wrn", "PyTorch eager"]  # no plain-Keras adapter model
     assert series[0][3] == series[1][3]  # frozen shared convs on both sides: equal trainable counts
     adapter_rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith("| resnet26-series | ")
                     and len(line.split("|")) == 5]  # the adapter-cost table: model, train ratio, inference ratio
@@ -32,9 +148,10 @@ def test_benchmark_quick_run_compares_equal_architectures():
     ("--other-backends", "mxnet", "--other-backends: expected some of ['jax', 'torch']"),
     ("--other-backends", "tensorflow", "--other-backends: expected some of ['jax', 'torch']"),  # the main backend
     ("--implementations", "keras_wrn,caffe", "--implementations: unknown ['caffe']"),
+    ("--precisions", "float32,float64", "--precisions: expected some of ['float32', 'bfloat16', 'float16']"),
 ])
 def test_benchmark_rejects_bad_arguments_before_measuring(argument, value, message):
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), argument, value, "--out", ""],
+    out = subprocess.run([sys.executable, RUN, argument, value, "--out", ""],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert message in out.stderr
