@@ -57,7 +57,7 @@ def conv2d(x, filters, kernel_size, strides, name):
 
 @keras.saving.register_keras_serializable(package="keras_wrn")
 class BatchNormalization(layers.BatchNormalization):
-    """`keras.layers.BatchNormalization` whose training step on TensorFlow is one fused kernel.
+    """`keras.layers.BatchNormalization` that runs as one fused kernel on TensorFlow.
 
     It keeps Keras' class name on purpose: Keras derives the paths inside a
     ``.weights.h5`` file from the class name, so files written by Keras' own
@@ -66,32 +66,40 @@ class BatchNormalization(layers.BatchNormalization):
 
     Keras 3 normalises with separate moment, rsqrt, multiply and add ops (and as
     many again for the gradient); TensorFlow's ``FusedBatchNormV3`` (oneDNN on
-    CPU) does the forward pass in one kernel and the backward pass in another.
-    Same weights, same names, same moving-statistics
+    CPU) does the forward pass in one kernel and the backward pass in another,
+    and at inference Grappler folds it, with the ReLU after it, into the
+    convolution before it.  Same weights, same names, same moving-statistics
     update as Keras (the biased batch variance: the fused kernel's Bessel
-    correction is undone); training outputs equal Keras' to float32 rounding.
+    correction is undone); outputs equal Keras' to float32 rounding.
     Under a mixed precision policy (`keras_wrn.precision`) the kernel takes the
     bfloat16/float16 activations as they are and keeps scale, offset and the
     statistics in float32 (Keras' own layer casts the activations to float32 and
     back around separate ops, see the README's precision section).
-    Inference, other backends, masks, synchronised (multi-replica) statistics,
+    Other backends, masks, synchronised (multi-replica) batch statistics,
     renormalisation and non-4D inputs use Keras' own path, and so
     does everything when the environment variable ``KERAS_WRN_FUSED_BATCH_NORM``
     is ``0`` at model tracing (to reproduce Keras' arithmetic bit for bit, e.g. to
     compare with a multi-replica run).
     """
 
-    def _fusable(self, inputs, training, mask):
-        return (os.environ.get("KERAS_WRN_FUSED_BATCH_NORM", "1") != "0" and training and self.trainable and mask is None and not self.synchronized and not self.renorm
+    def _fusable(self, inputs, batch_statistics, mask):
+        return (os.environ.get("KERAS_WRN_FUSED_BATCH_NORM", "1") != "0" and mask is None and not self.renorm
+                and not (batch_statistics and self.synchronized)
                 and keras.backend.backend() == "tensorflow" and len(inputs.shape) == 4
                 and self.axis in (-1, 3) and keras.backend.standardize_dtype(inputs.dtype) in FUSED_DTYPES
                 and self.scale and self.center)
 
     def call(self, inputs, training=None, mask=None):
-        if not self._fusable(inputs, training, mask):
+        batch_statistics = bool(training) and self.trainable  # Keras: a frozen BatchNorm uses its moving statistics
+        if not self._fusable(inputs, batch_statistics, mask):
             return super().call(inputs, training=training, mask=mask)
-        import tensorflow as tf  # deferred: only TensorFlow's training step uses it
+        import tensorflow as tf  # deferred: only the TensorFlow backend uses it
 
+        if not batch_statistics:
+            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                inputs, self.gamma, self.beta, mean=self.moving_mean, variance=self.moving_variance,
+                epsilon=self.epsilon, data_format="NHWC", is_training=False)
+            return outputs
         outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             inputs, self.gamma, self.beta, epsilon=self.epsilon, data_format="NHWC", is_training=True)
         count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], variance.dtype)

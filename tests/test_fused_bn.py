@@ -42,16 +42,45 @@ def test_training_step_matches_keras_outputs_gradients_and_moving_statistics():
     assert not np.allclose(w1[3], 2.0)  # the moving variance did move
 
 
-def test_inference_and_fallbacks_are_keras_own_path():
+def test_inference_is_fused_too_and_matches_keras():
     x, fused, plain = pair()
-    np.testing.assert_array_equal(fused(x, training=False).numpy(), plain(x, training=False).numpy())
-    fused.synchronized = True  # multi-replica statistics: Keras' path
-    assert not fused._fusable(x, True, None)
-    fused.synchronized = False
-    assert fused._fusable(x, True, None) and not fused._fusable(x, False, None)
+    assert fused._fusable(x, False, None)
+    np.testing.assert_allclose(fused(x, training=False).numpy(), plain(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
     fused.trainable = False  # frozen BNs run in inference mode, as Keras' own do
-    np.testing.assert_array_equal(fused(x, training=True).numpy(), plain(x, training=False).numpy())
+    np.testing.assert_allclose(fused(x, training=True).numpy(), plain(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_fallbacks_are_keras_own_path():
+    x, fused, plain = pair()
+    fused.synchronized = True  # multi-replica batch statistics: Keras' path; moving statistics need no replicas
+    assert not fused._fusable(x, True, None) and fused._fusable(x, False, None)
+    fused.synchronized = False
     assert not fused._fusable(tf.zeros((2, 3)), True, None)
+    assert not fused._fusable(tf.zeros((2, 3, 3, 4), dtype="float64"), True, None)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_bfloat16_activations_go_into_the_kernel_with_float32_statistics(training):
+    x, _, _ = pair(shape=(16, 6, 5, 4))
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        fused = FusedBN(momentum=0.9, epsilon=1e-5)
+        plain = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    rng = np.random.default_rng(3)
+    weights = [rng.uniform(0.5, 1.5, 4), rng.normal(size=4), np.full(4, 0.5), np.full(4, 2.0)]
+    for layer in (fused, plain):
+        layer.build(x.shape)
+        layer.set_weights(weights)
+    x16 = tf.cast(x, "bfloat16")
+    assert fused._fusable(x16, training, None)
+    y1, y2 = fused(x16, training=training), plain(x16, training=training)
+    assert y1.dtype == y2.dtype == tf.bfloat16
+    np.testing.assert_allclose(tf.cast(y1, "float32").numpy(), tf.cast(y2, "float32").numpy(), rtol=0.02, atol=0.02)
+    for a, b in zip(fused.weights, plain.weights):  # statistics stay float32 and move the same way
+        assert a.dtype == "float32"
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-2, atol=1e-2)
 
 
 def test_environment_switch_turns_fusion_off(monkeypatch):
