@@ -183,6 +183,7 @@ def _weights(model):
     return [keras.ops.convert_to_numpy(v) for v in model.weights]
 
 
+@pytest.mark.slow
 def test_training_records_the_precision_and_resume_continues_at_it(tmp_path):
     data = write_image_folder(tmp_path / "data")
     straight, split = tmp_path / "straight", tmp_path / "split"
@@ -223,6 +224,7 @@ def load_h5(path):
     return arrays
 
 
+@pytest.mark.slow
 def test_cli_takes_precision_and_refuses_an_unknown_one(tmp_path):
     quiet = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     command = [sys.executable, "-m", "keras_wrn", "evaluate", "wrn-16-1", "--weights", "wrn-16-1.cifar10-jpeg-e10",
@@ -235,6 +237,7 @@ def test_cli_takes_precision_and_refuses_an_unknown_one(tmp_path):
     assert "argument --precision: invalid choice: 'fp8'" in result.stderr
 
 
+@pytest.mark.slow
 def test_multi_domain_network_and_its_merge_keep_the_precision():
     from keras_wrn.adapters import MultiDomainNetwork
 
