@@ -109,7 +109,7 @@ def main(argv=None):
             cells = []
             for phase in ("train", "infer"):
                 values = samples[key, name][phase]
-                cells += [run._spread(values), f"{statistics.median(values) / ref[phase]:.2f}"]
+                cells += [run.spread(values), f"{statistics.median(values) / ref[phase]:.2f}"]
             lines.append(f"| {key} | {name} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     print(text)

@@ -441,7 +441,7 @@ def default_precisions(flags, native_bfloat16, gpus):
 # ----------------------------------------------------------------------------- report
 
 
-def _spread(values):
+def spread(values):
     return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
 
 
@@ -515,9 +515,9 @@ def report(rows, builds, pipeline, matmul, command, backend, adapters=None, batc
         train_gflops, infer_gflops = train * row["macs"] * 6 / 1e9, infer * row["macs"] * 2 / 1e9
         ratio = (lambda ours, key: f"{ours / statistics.median(ref[key]):.2f}" if ref else "-")
         lines.append(
-            f"| {row['model']} | {row['implementation']} | {precision} | {row['params']:,} | {_spread(row['train'])} "
+            f"| {row['model']} | {row['implementation']} | {precision} | {row['params']:,} | {spread(row['train'])} "
             f"| {ratio(train, 'train')} | {train_gflops:.1f} ({percent(train_gflops, true_peak)}, "
-            f"{percent(train_gflops, best)}) | {_spread(row['infer'])} | {ratio(infer, 'infer')} "
+            f"{percent(train_gflops, best)}) | {spread(row['infer'])} | {ratio(infer, 'infer')} "
             f"| {infer_gflops:.1f} ({percent(infer_gflops, true_peak)}, {percent(infer_gflops, best)}) "
             f"| {row['peak_rss_mib']:,.0f} |")
     missing = {}
@@ -542,7 +542,7 @@ def report(rows, builds, pipeline, matmul, command, backend, adapters=None, batc
     if pipeline:
         lines += ["", "Input pipeline on real cifar10-jpeg (50,000 training images, batch 128, "
                   "`keras_wrn.data.make_dataset`), images/s median (min-max):", ""]
-        lines += [f"- {kind}: {_spread(rates)}" for kind, rates in pipeline.items()]
+        lines += [f"- {kind}: {spread(rates)}" for kind, rates in pipeline.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -639,7 +639,7 @@ def main(argv=None):
             macs[task["model"]] = row["macs"]
         if not row.get("skipped"):
             print(f"{row['model']:18s} {row['implementation']:18s} {row['precision']:8s} train "
-                  f"{_spread(row['train'])} img/s  inference {_spread(row['infer'])} img/s", flush=True)
+                  f"{spread(row['train'])} img/s  inference {spread(row['infer'])} img/s", flush=True)
     adapters = None
     if args.adapters == "on" and set(ADAPTER_KEYS[1:]) & set(models):
         keys = ["resnet26"] + [key for key in ADAPTER_KEYS[1:] if key in models]

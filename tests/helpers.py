@@ -171,3 +171,23 @@ def parser_actions(parser, path=("keras-wrn",)):
                 yield from parser_actions(sub, path + (name,))
         elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             yield path, action
+
+
+class StopRun(Exception):
+    """Raised by `stop_after_first_epoch`: a run stopped at a known point of its commit protocol."""
+
+
+def stop_after_first_epoch(stage, epoch):
+    """An ``on_commit`` hook (`keras_wrn.training.train`) that stops the run once epoch 1 is fully committed."""
+    if stage == "logs-written" and epoch == 1:
+        raise StopRun()
+
+
+def read_weights(path):
+    """Every dataset of an HDF5 weights file: ``{path inside the file: array}``."""
+    import h5py
+
+    arrays = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return arrays

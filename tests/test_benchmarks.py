@@ -155,3 +155,18 @@ def test_benchmark_rejects_bad_arguments_before_measuring(argument, value, messa
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert message in out.stderr
+
+
+@pytest.mark.slow
+def test_precision_paths_smoke_run_writes_its_table(tmp_path):
+    out = tmp_path / "paths.md"
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "precision_paths.py"), "--models",
+                             "wrn-16-1", "--rounds", "1", "--steps", "1", "--repeats", "1", "--out", str(out)],
+                            capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                            timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| wrn-16-1 |")]
+    paths = _load("precision_paths").PATHS
+    assert [row.split("|")[2].strip() for row in rows] == list(paths)
+    reference = next(row for row in rows if "PyTorch eager bf16" in row)
+    assert reference.split("|")[4].strip() == "1.00" and reference.split("|")[6].strip() == "1.00"

@@ -17,7 +17,7 @@ import pytest
 
 import keras_wrn
 from conftest import TINY, build_tiny
-from helpers import write_image_folder
+from helpers import StopRun, read_weights, stop_after_first_epoch, write_image_folder
 from keras_wrn import precision as precision_module
 from keras_wrn.data import load_data
 from keras_wrn.precision import POLICIES, precision_of, resolve_precision
@@ -179,49 +179,27 @@ def test_keras_file_keeps_the_precision_in_a_fresh_process(tmp_path, images):
     assert result.stdout.split() == ["bfloat16", "float32"]
 
 
-def _weights(model):
-    return [keras.ops.convert_to_numpy(v) for v in model.weights]
-
-
 @pytest.mark.slow
 def test_training_records_the_precision_and_resume_continues_at_it(tmp_path):
     data = write_image_folder(tmp_path / "data")
     straight, split = tmp_path / "straight", tmp_path / "split"
     arguments = dict(epochs=2, batch_size=16, verbose=0, precision="bfloat16")
     train("wrn-16-1", data, straight, **arguments)
-    with pytest.raises(_Stop):
-        train("wrn-16-1", data, split, **arguments, on_commit=_stop_after_first_epoch)
+    with pytest.raises(StopRun):
+        train("wrn-16-1", data, split, **arguments, on_commit=stop_after_first_epoch)
     run = json.loads((split / "run.json").read_text())
     assert run["precision"] == "bfloat16"
     with pytest.raises(ValueError, match="run of precision='bfloat16', but this command asks for "
                                          "precision='float32'"):
         train("wrn-16-1", data, split, epochs=2, batch_size=16, verbose=0, resume=True, precision="float32")
     train("wrn-16-1", data, split, epochs=2, batch_size=16, verbose=0, resume=True)  # the run's precision
-    a = load_h5(straight / "last.weights.h5")
-    b = load_h5(split / "last.weights.h5")
+    a = read_weights(straight / "last.weights.h5")
+    b = read_weights(split / "last.weights.h5")
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     result = evaluate("wrn-16-1", str(split / "last.weights.h5"), data, precision="bfloat16")
     assert result["precision"] == "bfloat16" and 0 <= result["top1_error"] <= 1
-
-
-class _Stop(Exception):
-    pass
-
-
-def _stop_after_first_epoch(stage, epoch):
-    if stage == "logs-written" and epoch == 1:
-        raise _Stop()
-
-
-def load_h5(path):
-    import h5py
-
-    arrays = {}
-    with h5py.File(path, "r") as handle:
-        handle.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if hasattr(obj, "shape") else None)
-    return arrays
 
 
 @pytest.mark.slow

@@ -6,19 +6,11 @@ import signal
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 
-from helpers import write_image_folder
+from helpers import read_weights, write_image_folder
 from keras_wrn.training import train
-
-
-def read_weights(path):
-    arrays = {}
-    with h5py.File(path, "r") as handle:
-        handle.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return arrays
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import keras_wrn
-from helpers import write_image_folder
+from helpers import StopRun, stop_after_first_epoch, write_image_folder
 from keras_wrn.cli import main
 from keras_wrn.training import train
 
@@ -23,9 +23,9 @@ def data(tmp_path_factory):
 
 
 def test_6_resume_with_other_data_is_refused(data, tmp_path):
-    with pytest.raises(_Stop):
+    with pytest.raises(StopRun):
         train("wrn-16-1", data, tmp_path / "run", epochs=2, batch_size=8, verbose=0,
-              on_commit=_stop_after_first_epoch)
+              on_commit=stop_after_first_epoch)
     other = tmp_path / "other"
     shutil.copytree(data, other)
     os.remove(next((other / "train" / "class0").iterdir()))
@@ -34,15 +34,6 @@ def test_6_resume_with_other_data_is_refused(data, tmp_path):
     moved = tmp_path / "moved"
     shutil.copytree(data, moved)  # the same files elsewhere: the same data
     train("wrn-16-1", moved, tmp_path / "run", epochs=2, batch_size=8, verbose=0, resume=True)
-
-
-class _Stop(Exception):
-    pass
-
-
-def _stop_after_first_epoch(stage, epoch):
-    if stage == "logs-written" and epoch == 1:
-        raise _Stop()
 
 
 def test_7_one_class_is_refused_and_accuracy_stays_categorical(tmp_path):
@@ -68,9 +59,9 @@ def test_8_a_non_empty_directory_that_is_not_a_run_is_refused(data, tmp_path):
 
 
 def test_10_temporaries_of_a_killed_run_are_removed_on_resume(data, tmp_path):
-    with pytest.raises(_Stop):
+    with pytest.raises(StopRun):
         train("wrn-16-1", data, tmp_path / "run", epochs=2, batch_size=8, verbose=0,
-              on_commit=_stop_after_first_epoch)
+              on_commit=stop_after_first_epoch)
     left = tmp_path / "run" / ".tmp-abc123.weights.h5"
     left.write_bytes(b"half written")
     train("wrn-16-1", data, tmp_path / "run", epochs=2, batch_size=8, verbose=0, resume=True)
