@@ -17,6 +17,7 @@ from keras_wrn.blocks import AdapterUnits, LayerBank
 from keras_wrn.models.base import build_model, resolve_config
 from keras_wrn.models.resnet26 import RESNET26
 from keras_wrn.models.wrn_ram import WRN_RAM, create_wrn_ram
+from keras_wrn.precision import resolve_precision
 
 __all__ = ["MultiDomainNetwork", "wrn_ram"]
 
@@ -59,9 +60,8 @@ class MultiDomainNetwork:
         self.input_shape = tuple(input_shape)
         self.width_factor = width_factor
         # The family checks every argument (adapter, positions, input_shape, depth...) before anything is built.
-        self.precision = None
-        config = resolve_config(self.family, dict(self._build_arguments(1, name=None), precision=precision), {})
-        self.spec, self.precision = config["spec"], config["precision"]
+        self.precision = resolve_precision(precision, "MultiDomainNetwork: precision")
+        self.spec = resolve_config(self.family, self._build_arguments(1, name=None), {})["spec"]
         self.shared = LayerBank(trainable=bool(train_shared))
         self._banks, self._models, self.classes = {}, {}, {}
         self.pack_meta = {}
