@@ -9,8 +9,11 @@ policies (``fit``, ``predict``, distribution) uses it:
 - ``"bfloat16"``: Keras' ``mixed_bfloat16``: convolutions and activations in
   bfloat16 (the AMX / AVX512-BF16 units of recent Xeons, tensor cores of
   Ampere and later GPUs); variables, optimizer state and BatchNorm statistics
-  stay float32.  The classifier and the input normalisation run in float32
-  (`FLOAT32_LAYERS`), so logits, softmax and loss are float32.
+  stay float32.  The classifier (``predictions``) and the input normalisation
+  (``preprocessing``) are built as float32 layers (`keras_wrn.models.base`):
+  logits, softmax and the loss in float32, as Keras' mixed-precision guide
+  advises, and raw 0-255 pixels minus a mean would lose two to three
+  significant digits in bfloat16.
 - ``"float16"``: Keras' ``mixed_float16``, the same split; a compiled model
   gets Keras' dynamic loss scaling (`keras.optimizers.LossScaleOptimizer`),
   which float16's narrow range needs.
@@ -29,10 +32,6 @@ from keras_wrn.provenance import cpu_model_and_flags
 PRECISIONS = ("float32", "bfloat16", "float16")
 CHOICES = PRECISIONS + ("auto",)
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-# Layers kept in float32 at every precision: the input normalisation (raw 0-255 pixels
-# minus a mean lose two to three significant digits in bfloat16) and the classifier
-# (logits, softmax and the loss in float32, as Keras' mixed-precision guide advises).
-FLOAT32_LAYERS = ("preprocessing", "predictions")
 # CPU flags (Linux /proc/cpuinfo) of units that compute bfloat16 products natively.
 BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 # GPUs with bfloat16 tensor cores: NVIDIA compute capability 8.0 (Ampere) and later.

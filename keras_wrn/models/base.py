@@ -257,7 +257,7 @@ def classifier_head(x, include_top, pooling, classes, classifier_activation, uni
     picks max pooling instead) and ``Dense(classes)`` named ``predictions``.
     ``include_top=False``: ``pooling=None`` returns the 4D feature map,
     ``"avg"``/``"max"`` a pooled ``(B, C)`` vector.  The classifier computes in
-    float32 at every precision (`keras_wrn.precision.FLOAT32_LAYERS`).
+    float32 at every precision (see `keras_wrn.precision`).
     """
     if include_top or pooling is not None:
         if pooling == "max":
