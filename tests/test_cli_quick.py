@@ -72,3 +72,22 @@ def test_evaluate_in_a_pipe_prints_plain_progress_lines(tmp_path):
     assert "evaluate: done" in out.stdout and "top-1 error 18.70%" in out.stdout
     for control in ("\x1b", "\b", "\r"):
         assert control not in out.stdout + out.stderr
+
+
+def test_plain_progress_lines_skip_the_outputs_of_a_predict_batch():
+    """A prediction slower than the line interval hands its batch outputs to the callback: no crash, no array."""
+    import io
+
+    import numpy as np
+
+    from keras_wrn.training.progress import PeriodicProgress
+
+    stream = io.StringIO()
+    progress = PeriodicProgress("evaluate", every_seconds=0.0, stream=stream)
+    progress.set_params({"steps": 4})
+    progress.on_predict_begin()
+    progress.on_predict_batch_end(0, {"outputs": np.zeros((500, 10), "float32")})
+    progress.on_test_batch_end(1, {"loss": np.float32(0.5), "accuracy": 0.25})
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("evaluate: step 1/4 (25%), ") and "outputs" not in lines[0]
+    assert lines[1].startswith("evaluate: step 2/4 (50%), loss 0.5000, accuracy 0.2500, ")

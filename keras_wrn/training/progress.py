@@ -10,6 +10,8 @@ otherwise `PeriodicProgress` prints one plain line every few seconds.
 import sys
 import time
 
+import numpy as np
+
 import keras
 
 __all__ = ["PeriodicProgress", "keras_verbose", "is_terminal", "progress_callbacks"]
@@ -65,7 +67,7 @@ class PeriodicProgress(keras.callbacks.Callback):
         self._last = now
         steps = self.params.get("steps") if self.params else None
         done = f"step {batch + 1}/{steps} ({100 * (batch + 1) / steps:.0f}%)" if steps else f"step {batch + 1}"
-        self._line(done + "".join(f", {key} {float(value):.4f}" for key, value in (logs or {}).items()))
+        self._line(done + _metrics(logs))
 
     on_predict_begin = on_test_begin = _begin
     on_train_batch_end = on_predict_batch_end = on_test_batch_end = _batch
@@ -78,11 +80,16 @@ class PeriodicProgress(keras.callbacks.Callback):
         self._fitting = False
 
     def on_epoch_end(self, epoch, logs=None):
-        self._line("done" + "".join(f", {k} {float(v):.4f}" for k, v in (logs or {}).items()))
+        self._line("done" + _metrics(logs))
 
     def on_predict_end(self, logs=None):
         self._line("done")
 
     def on_test_end(self, logs=None):
         if not self._fitting:  # inside fit, the epoch's line carries the validation metrics
-            self._line("done" + "".join(f", {k} {float(v):.4f}" for k, v in (logs or {}).items()))
+            self._line("done" + _metrics(logs))
+
+
+def _metrics(logs):
+    """``", name value"`` for each scalar in ``logs``; a predict batch's logs hold its outputs, which are skipped."""
+    return "".join(f", {key} {float(value):.4f}" for key, value in (logs or {}).items() if np.ndim(value) == 0)
