@@ -14,8 +14,13 @@ outside the momentum buffer), and an L2 kernel regulariser reaches only the
 kernels it is attached to; neither is what the papers ran.  This optimizer is.
 It also keeps the momentum buffer in Torch's scale (``lr`` outside the buffer),
 so a learning-rate drop acts on the whole step at once as it did for the authors.
+
+An exponential moving average of the weights is Keras' own (``use_ema=True``,
+``ema_momentum``): its averages are optimizer variables, saved in every
+checkpoint with the rest of the optimizer's state.
 """
 
+import contextlib
 import fnmatch
 
 import keras
@@ -39,11 +44,17 @@ class CoupledWeightDecaySGD(keras.optimizers.SGD):
             each variable's path (``"group1_block1_conv1/kernel"``) in order,
             with ``"*"`` as the last, catch-all entry, e.g.
             ``{"*adapter*": 1e-4, "predictions/*": 5e-4, "*": 5e-4}``.
-        **kwargs: the other `keras.optimizers.Optimizer` arguments, except
-            `weight_decay` (the decoupled kind), which is refused.
+        average_at_fit_end: with ``use_ema=True``, whether ``model.fit``
+            replaces the weights by their average when it ends (Keras'
+            behaviour, the default).  The training loop, which calls ``fit``
+            once per epoch, passes False and publishes the average through
+            `averaged_weights` instead.
+        **kwargs: the other `keras.optimizers.Optimizer` arguments (e.g.
+            ``use_ema``, ``ema_momentum``), except `weight_decay` (the
+            decoupled kind), which is refused.
     """
 
-    def __init__(self, learning_rate=0.1, momentum=0.9, nesterov=True, l2=5e-4, **kwargs):
+    def __init__(self, learning_rate=0.1, momentum=0.9, nesterov=True, l2=5e-4, average_at_fit_end=True, **kwargs):
         if kwargs.get("weight_decay"):
             raise ValueError(
                 "CoupledWeightDecaySGD: `weight_decay` (Keras' decoupled decay) is not "
@@ -55,6 +66,7 @@ class CoupledWeightDecaySGD(keras.optimizers.SGD):
             learning_rate=learning_rate, momentum=float(momentum), nesterov=nesterov, **kwargs
         )
         self.l2 = validate_l2(l2)
+        self.average_at_fit_end = bool(average_at_fit_end)
 
     def build(self, variables):
         super().build(variables)
@@ -87,9 +99,33 @@ class CoupledWeightDecaySGD(keras.optimizers.SGD):
         direction = ops.add(gradient, ops.multiply(momentum, buf)) if self.nesterov else buf
         self.assign_sub(variable, ops.multiply(learning_rate, direction))
 
+    def finalize_variable_values(self, var_list):
+        if self.average_at_fit_end:
+            super().finalize_variable_values(var_list)
+
+    @contextlib.contextmanager
+    def averaged_weights(self, var_list):
+        """Within the block, ``var_list`` (the trainable variables this optimizer updates, in its order)
+        holds the moving average of the weights; afterwards, the exact values it held before.
+
+        Without ``use_ema`` the weights are left as they are.  BatchNorm
+        statistics are not trainable, so they are not averaged: the block
+        runs the averaged weights with the current statistics.
+        """
+        if not self.use_ema:
+            yield
+            return
+        current = [ops.convert_to_numpy(variable) for variable in var_list]
+        super().finalize_variable_values(var_list)
+        try:
+            yield
+        finally:
+            for variable, value in zip(var_list, current):
+                variable.assign(value)
+
     def get_config(self):
         config = super().get_config()
-        config["l2"] = self.l2
+        config.update(l2=self.l2, average_at_fit_end=self.average_at_fit_end)
         return config
 
 

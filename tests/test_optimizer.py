@@ -95,3 +95,38 @@ def test_weight_decay_per_layer_kind():
         CoupledWeightDecaySGD(l2={"*adapter*": 1e-4})
     with pytest.raises(ValueError, match="floats >= 0"):
         CoupledWeightDecaySGD(l2={"*": -1.0})
+
+
+def test_moving_average_is_swapped_in_and_the_trained_weights_come_back_exactly():
+    rng = np.random.default_rng(1)
+    variable = keras.Variable(rng.normal(size=(4, 3)).astype("float32"))
+    optimizer = CoupledWeightDecaySGD(0.1, use_ema=True, ema_momentum=0.5, average_at_fit_end=False)
+    values, average = [], None
+    for step in range(4):
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(rng.normal(size=(4, 3)), "float32"), variable)])
+        values.append(keras.ops.convert_to_numpy(variable).copy())
+        average = values[0] if average is None else 0.5 * average + 0.5 * values[-1]
+    trained = keras.ops.convert_to_numpy(variable).copy()
+    optimizer.finalize_variable_values([variable])  # what model.fit calls at its end: a no-op here
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), trained)
+    with optimizer.averaged_weights([variable]):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), average, rtol=1e-6)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), trained)
+    # Keras' behaviour by default: fit's end leaves the average in the weights.
+    keras_like = CoupledWeightDecaySGD(0.1, use_ema=True, ema_momentum=0.5)
+    other = keras.Variable(trained)
+    keras_like.apply_gradients([(keras.ops.ones((4, 3)), other)])
+    keras_like.apply_gradients([(keras.ops.ones((4, 3)), other)])
+    before = keras.ops.convert_to_numpy(other).copy()
+    keras_like.finalize_variable_values([other])
+    assert not np.array_equal(keras.ops.convert_to_numpy(other), before)
+    assert CoupledWeightDecaySGD.from_config(optimizer.get_config()).average_at_fit_end is False
+
+
+def test_averaged_weights_without_averaging_leaves_the_weights():
+    variable = keras.Variable(np.ones((2,), "float32"))
+    optimizer = CoupledWeightDecaySGD(0.1)
+    optimizer.apply_gradients([(keras.ops.ones((2,)), variable)])
+    before = keras.ops.convert_to_numpy(variable).copy()
+    with optimizer.averaged_weights([variable]):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), before)

@@ -50,3 +50,39 @@ def test_bad_recipe_arguments():
 
 def test_one_epoch_run_has_a_valid_schedule():
     assert learning_rate_at("wrn", 0, steps_per_epoch=3, epochs=1) == pytest.approx(0.1)
+
+
+def test_fast_recipe_is_a_one_cycle_scaled_by_epochs():
+    recipe = get_recipe("fast")
+    assert (recipe.schedule, recipe.batch_size, recipe.label_smoothing) == ("one-cycle", 256, 0.1)
+    for epochs in (30, 10):
+        steps = 196
+        total, warmup = epochs * steps, round(0.15 * epochs * steps)
+        schedule = learning_rate_schedule("fast", steps, epochs)
+        values = [float(schedule(i)) for i in (0, warmup // 2, warmup, (warmup + total) // 2, total - 1, total)]
+        assert values == pytest.approx([0.2 / 25, 0.2 / 25 + (0.2 - 0.2 / 25) * (warmup // 2) / warmup, 0.2,
+                                        0.2 * (total - (warmup + total) // 2) / (total - warmup),
+                                        0.2 / (total - warmup), 0.0], rel=1e-5)
+    assert learning_rate_at("fast", 9, steps_per_epoch=196, epochs=10) == pytest.approx(0.2 * 196 / (1960 - 294))
+
+
+def test_one_cycle_serialises_with_the_optimizer():
+    import keras
+
+    from keras_wrn.optimizers import CoupledWeightDecaySGD
+    from keras_wrn.recipes import OneCycle
+
+    optimizer = CoupledWeightDecaySGD(learning_rate_schedule("fast", 50, 4))
+    restored = CoupledWeightDecaySGD.from_config(optimizer.get_config())
+    assert float(restored.learning_rate) == pytest.approx(0.2 / 25)  # the schedule at iteration 0
+    schedule = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(OneCycle(1.0, 100, 10)))
+    assert [float(schedule(i)) for i in (0, 10, 55, 100)] == pytest.approx([0.04, 1.0, 0.5, 0.0])
+    with pytest.raises(ValueError, match="warmup_steps=100 must be in \\[0, total_steps=100\\)"):
+        OneCycle(1.0, 100, 100)
+
+
+def test_every_schedule_kind_is_known_and_one_step_runs_work():
+    from keras_wrn.recipes import SCHEDULES
+
+    assert {recipe.schedule for recipe in RECIPES.values()} <= set(SCHEDULES)
+    assert learning_rate_at("fast", 0, steps_per_epoch=1, epochs=1) == pytest.approx(0.2)  # no room to warm up

@@ -122,3 +122,56 @@ def test_loss_matches_the_head(folder, tmp_path, monkeypatch, name, logits):
     history = train(name, str(folder), str(tmp_path / "run"), recipe="wrn", epochs=1, verbose=0)
     assert seen == [logits] and np.isfinite(history[-1]["loss"]) and history[-1]["loss"] < 3.0
 
+
+
+def test_fast_recipe_publishes_the_moving_average_and_checkpoints_the_trained_weights(folder, tmp_path):
+    """best/last hold the weights' moving average, evaluated as ``ema_val_*``; the checkpoint holds the trained
+    weights (evaluated as Keras' ``val_*``) and the average inside the optimizer's state."""
+    from keras_wrn.training import evaluate
+    from keras_wrn.training.rundir import time_to_accuracy
+
+    run = tmp_path / "run"
+    history = train("wrn-16-1", folder, run, recipe="fast", epochs=2, batch_size=16, verbose=0)
+    stored = json.loads((run / "run.json").read_text())
+    assert stored["recipe_settings"]["ema_momentum"] == 0.999 and "source" not in stored["recipe_settings"]
+    last = history[-1]
+    assert {"ema_val_accuracy", "ema_val_loss", "val_accuracy"} <= set(last)
+    published = evaluate("wrn-16-1", str(run / "last.weights.h5"), folder)
+    trained = evaluate("wrn-16-1", str(run / "checkpoint-2.weights.h5"), folder)
+    assert published["accuracy"] == pytest.approx(last["ema_val_accuracy"], abs=1e-6)
+    assert trained["accuracy"] == pytest.approx(last["val_accuracy"], abs=1e-6)
+    checkpoint, averaged = read_weights(run / "checkpoint-2.weights.h5"), read_weights(run / "last.weights.h5")
+    kernel = next(key for key in checkpoint if key.startswith("layers/") and "conv" in key)
+    assert not np.array_equal(checkpoint[kernel], averaged[kernel])
+    assert any(np.array_equal(averaged[kernel], value) for key, value in checkpoint.items()
+               if key.startswith("optimizer/"))  # the average is part of the checkpoint
+    seconds, epoch = time_to_accuracy(run, 0.0)
+    assert epoch == 1 and seconds == json.loads((run / "state.json").read_text())["epoch_seconds"][0]
+    assert time_to_accuracy(run, 1.01) == (None, None)
+
+
+def test_resume_refuses_a_changed_recipe_definition(folder, tmp_path):
+    train("wrn-16-1", folder, tmp_path / "run", recipe="fast", epochs=1, batch_size=16, verbose=0, limit_train=16)
+    stored = json.loads((tmp_path / "run" / "run.json").read_text())
+    stored["recipe_settings"]["label_smoothing"] = 0.2
+    (tmp_path / "run" / "run.json").write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match="run of recipe_settings=.*'label_smoothing': 0.2"):
+        train("wrn-16-1", folder, tmp_path / "run", recipe="fast", epochs=1, batch_size=16, verbose=0,
+              limit_train=16, resume=True)
+
+
+@pytest.mark.slow
+def test_fast_recipe_resumes_bit_identically(folder, tmp_path):
+    from helpers import StopRun, stop_after_first_epoch
+
+    arguments = dict(recipe="fast", epochs=2, batch_size=16, verbose=0)
+    train("wrn-16-1", folder, tmp_path / "straight", **arguments)
+    with pytest.raises(StopRun):
+        train("wrn-16-1", folder, tmp_path / "split", **arguments, on_commit=stop_after_first_epoch)
+    train("wrn-16-1", folder, tmp_path / "split", **arguments, resume=True)
+    for name in ("last.weights.h5", "best.weights.h5", "checkpoint-2.weights.h5"):
+        a, b = read_weights(tmp_path / "straight" / name), read_weights(tmp_path / "split" / name)
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
+    assert (tmp_path / "straight" / "log.csv").read_text() == (tmp_path / "split" / "log.csv").read_text()

@@ -10,6 +10,7 @@ bit, as an uninterrupted one.
 
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ import keras
 
 from keras_wrn.data import load_data
 from keras_wrn.data.datasets import data_fingerprint, has_split
+from keras_wrn.losses import recipe_loss
 from keras_wrn.optimizers import CoupledWeightDecaySGD, validate_l2
 from keras_wrn.precision import resolve_precision
 from keras_wrn.provenance import machine_description, source_commit
@@ -36,7 +38,7 @@ from keras_wrn.training.progress import keras_verbose, progress_callbacks
 from keras_wrn.io import locked_directory, remove_temporaries, write_json
 from keras_wrn.weights import HEAD_LAYERS, is_weights_name, load_backbone, resolve_weights
 
-__all__ = ["build_for_run", "outputs_logits", "train", "TEST_RESULT"]
+__all__ = ["build_for_run", "outputs_logits", "recipe_settings", "train", "TEST_RESULT"]
 
 TEST_BATCH_SIZE = 500
 # A run that selects its weights on a validation split measures the test split once, at the end, here.
@@ -161,7 +163,7 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
         if val_fraction:
             x_train, x_val, y_train, y_val = _split_validation(x_train, y_train, val_fraction, seed)
         config = dict(model=model_name, data=os.path.abspath(data), data_fingerprint=data_fingerprint(data),
-                      recipe=recipe.name, epochs=epochs,
+                      recipe=recipe.name, recipe_settings=recipe_settings(recipe), epochs=epochs,
                       batch_size=batch_size, seed=seed, dropout=dropout, class_names=arrays["class_names"],
                       limit_train=limit_train, normalization=normalization, init_weights=init_record,
                       learning_rate=recipe.learning_rate, weight_decay=recipe.weight_decay, val_fraction=val_fraction,
@@ -193,14 +195,17 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
                     layer.trainable = layer.name in HEAD_LAYERS
             steps_per_epoch = -(-len(x_train) // batch_size)
             schedule = learning_rate_schedule(recipe, steps_per_epoch, epochs)
+            averaging = dict(use_ema=True, ema_momentum=recipe.ema_momentum) if recipe.ema_momentum else {}
             optimizer = CoupledWeightDecaySGD(
-                learning_rate=schedule,
-                momentum=recipe.momentum, nesterov=recipe.nesterov, l2=recipe.weight_decay,
+                learning_rate=schedule, momentum=recipe.momentum, nesterov=recipe.nesterov, l2=recipe.weight_decay,
+                average_at_fit_end=False, **averaging,
             )
             model.compile(optimizer=optimizer, metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)))
+                          loss=recipe_loss(recipe.label_smoothing, outputs_logits(model)))
             model.build((None,) + image_shape)
             model.optimizer.build(model.trainable_variables)  # float16: Keras' loss-scaling wrapper of it
+            # With averaging, best/last are the averaged weights; checkpoints keep the trained ones.
+            published = (lambda: optimizer.averaged_weights(model.trainable_variables)) if averaging else None
 
             state = committed
             if state is not None:
@@ -226,13 +231,25 @@ def train(model_name, data, out_dir, recipe="wrn", epochs=None, batch_size=None,
                                        shuffle=False, verbose=keras_verbose(verbose))
                 row = {"epoch": epoch + 1, "learning_rate": learning_rate}
                 row.update({key: float(values[-1]) for key, values in result.history.items()})
-                rundir.commit_epoch(write_dir, model, state, row, time.perf_counter() - started, on_commit)
+                if published is not None:
+                    with published():
+                        row["ema_val_loss"], row["ema_val_accuracy"] = map(float, model.evaluate(validation, verbose=0))
+                rundir.commit_epoch(write_dir, model, state, row, time.perf_counter() - started, on_commit,
+                                    published_weights=published)
             if val_fraction and with_test and chief and not os.path.exists(os.path.join(out_dir, TEST_RESULT)):
                 _report_test_once(model, out_dir, state, pipeline(arrays["x_test"], arrays["y_test"], TEST_BATCH_SIZE,
                                                                    config, zca), len(arrays["y_test"]))
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
     return state["history"]
+
+
+def recipe_settings(recipe):
+    """``recipe``'s fields as JSON values, less its prose ``source``: run.json records them so that ``--resume``
+    refuses a recipe whose definition changed since the run started."""
+    settings = dataclasses.asdict(recipe)
+    del settings["source"]
+    return json.loads(json.dumps(settings))
 
 
 def _override_recipe(recipe, learning_rate, weight_decay):

@@ -25,6 +25,7 @@ variables) out of weight files, so ``state.json`` stores them too: a resumed
 run draws the same dropout masks as an uninterrupted one.
 """
 
+import contextlib
 import csv
 import errno
 import os
@@ -51,6 +52,8 @@ __all__ = [
     "read_state",
     "restore_seed_states",
     "seed_states",
+    "selection_accuracy",
+    "time_to_accuracy",
     "write_log",
     "write_run",
 ]
@@ -59,7 +62,7 @@ RUN_FILE = "run.json"
 STATE_FILE = "state.json"
 
 # run.json fields that must agree for --resume to continue a run.
-RESUME_KEYS = ("model", "recipe", "epochs", "batch_size", "seed", "dropout", "class_names", "limit_train",
+RESUME_KEYS = ("model", "recipe", "recipe_settings", "epochs", "batch_size", "seed", "dropout", "class_names", "limit_train",
                "normalization", "init_weights", "freeze_backbone", "image_shape", "learning_rate", "weight_decay",
                "val_fraction", "data_fingerprint", "precision")
 
@@ -191,7 +194,25 @@ def epoch_seed(seed, epoch):
     return int(seed) * 100_003 + int(epoch)
 
 
-def commit_epoch(run_dir, model, state, row, seconds, on_commit=None):
+def selection_accuracy(row):
+    """The validation accuracy of the weights a run publishes as best/last: of the weights' moving average
+    (``ema_val_accuracy``) when the recipe keeps one, else of the trained weights (``val_accuracy``)."""
+    return row["ema_val_accuracy"] if "ema_val_accuracy" in row else row["val_accuracy"]
+
+
+def time_to_accuracy(run_dir, target):
+    """Seconds of training epochs (validation included) until `selection_accuracy` first reached ``target``,
+    and that epoch, from the run's ``state.json``; ``(None, None)`` if it never did."""
+    state = read_state(run_dir) or initial_state()
+    elapsed = 0.0
+    for row, seconds in zip(state["history"], state.get("epoch_seconds", [])):
+        elapsed += seconds
+        if selection_accuracy(row) >= target:
+            return elapsed, row["epoch"]
+    return None, None
+
+
+def commit_epoch(run_dir, model, state, row, seconds, on_commit=None, published_weights=None):
     """Record a finished epoch in ``state`` and commit it to ``run_dir`` (see the module doc).
 
     Args:
@@ -202,6 +223,10 @@ def commit_epoch(run_dir, model, state, row, seconds, on_commit=None):
             resumed run's log.csv stays identical.
         on_commit: optional ``on_commit(stage, epoch)``, called at each of
             `COMMIT_STAGES` (tests use it to kill a run at a known point).
+        published_weights: optional context-manager factory inside which
+            ``model`` holds the weights to write as best/last (the moving
+            average); the checkpoint always holds the trained weights, so a
+            resumed run continues from them.
     """
     epoch = row["epoch"]
     committed = state["completed_epochs"]
@@ -210,13 +235,14 @@ def commit_epoch(run_dir, model, state, row, seconds, on_commit=None):
         state["history"].append(row)
         state.setdefault("epoch_seconds", []).append(round(seconds, 1))
         state["completed_epochs"] = epoch
-        if state["best_val_accuracy"] is None or row["val_accuracy"] > state["best_val_accuracy"]:
-            state["best_val_accuracy"], state["best_epoch"] = row["val_accuracy"], epoch
-            atomic_write(os.path.join(run_dir, "best.weights.h5"), model.save_weights)
+        with published_weights() if published_weights is not None else contextlib.nullcontext():
+            if state["best_val_accuracy"] is None or selection_accuracy(row) > state["best_val_accuracy"]:
+                state["best_val_accuracy"], state["best_epoch"] = selection_accuracy(row), epoch
+                atomic_write(os.path.join(run_dir, "best.weights.h5"), model.save_weights)
+            atomic_write(os.path.join(run_dir, "last.weights.h5"), model.save_weights)
         state["seed_states"] = seed_states(model)
         state["checkpoint"] = f"checkpoint-{epoch}.weights.h5"
         atomic_write(os.path.join(run_dir, state["checkpoint"]), model.save_weights)
-        atomic_write(os.path.join(run_dir, "last.weights.h5"), model.save_weights)
         _notify(on_commit, "weights-written", epoch)
         write_json(os.path.join(run_dir, STATE_FILE), state)  # the commit point
         committed = epoch
@@ -297,10 +323,13 @@ def plot_curves(path, history):
 
     epochs = [row["epoch"] for row in history]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label in (("loss", "train"), ("val_loss", "validation")):
-        loss_axis.plot(epochs, [row[key] for row in history], marker="o", label=label)
-    for key, label in (("accuracy", "train"), ("val_accuracy", "validation")):
-        accuracy_axis.plot(epochs, [row[key] for row in history], marker="o", label=label)
+    averaged = "validation, averaged weights"
+    for axis, curves in ((loss_axis, (("loss", "train"), ("val_loss", "validation"), ("ema_val_loss", averaged))),
+                         (accuracy_axis, (("accuracy", "train"), ("val_accuracy", "validation"),
+                                          ("ema_val_accuracy", averaged)))):
+        for key, label in curves:
+            if all(key in row for row in history):
+                axis.plot(epochs, [row[key] for row in history], marker="o", label=label)
     loss_axis.set(xlabel="epoch", ylabel="loss", title="loss")
     accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for axis in (loss_axis, accuracy_axis):
