@@ -140,6 +140,7 @@ def _image_size(text):
 def _cmd_train(args):
     from keras_wrn.training import train, use_cpu_devices  # deferred: TensorFlow
     from keras_wrn.training.loop import TEST_RESULT  # deferred: TensorFlow
+    from keras_wrn.training.rundir import selection_accuracy  # deferred: TensorFlow
 
     if args.cpu_devices:
         use_cpu_devices(args.cpu_devices)
@@ -154,7 +155,8 @@ def _cmd_train(args):
     if history:
         last = history[-1]
         split = "validation" if args.val_fraction else "test"
-        print(f"epoch {last['epoch']}: {split} error {100 * (1 - last['val_accuracy']):.2f}% "
+        averaged = " (moving average of the weights)" if "ema_val_accuracy" in last else ""
+        print(f"epoch {last['epoch']}: {split} error {100 * (1 - selection_accuracy(last)):.2f}%{averaged} "
               f"(loss {last['loss']:.4f}) -> {args.out}")
     test_result = os.path.join(args.out, TEST_RESULT)
     if args.val_fraction and os.path.isfile(test_result):
@@ -173,10 +175,11 @@ def _cmd_evaluate(args):
         confusion = os.path.join(os.path.dirname(os.path.abspath(args.weights)), f"confusion-{base}-{args.split}.png")
     result = evaluate(args.name, args.weights, args.data, split=args.split, batch_size=args.batch_size,
                       confusion_png=confusion, image_size=args.image_size, limit=args.limit, verbose=None,
-                      precision=args.precision)
+                      precision=args.precision, tta=args.tta)
+    tta = f", flip TTA; without it {100 * result['plain_top1_error']:.2f}%" if args.tta == "flip" else ""
     print(f"{args.name} {os.path.basename(args.weights)} on {args.data} [{args.split}, {result['images']} images, "
           f"{result['precision']}]: "
-          f"top-1 error {100 * result['top1_error']:.2f}%")
+          f"top-1 error {100 * result['top1_error']:.2f}%{tta}")
     print(f"confusion matrix: {result['confusion_png']}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as stream:
@@ -206,16 +209,25 @@ def _cmd_weights_show(args):
 def _cmd_weights_verify(args):
     from keras_wrn import weights  # deferred: h5py and NumPy, not needed for --help
     from keras_wrn.registry import verify_weights  # deferred: TensorFlow
+    from keras_wrn.release import remeasure  # deferred: TensorFlow
 
+    if args.full and not args.data:
+        raise ValueError("--full needs --data: the directory holding the full test split the releases were measured "
+                         "on (e.g. CIFAR10_JPEG_DIR).")
     failures = 0
     for name in args.releases or weights.list_weights():
         try:
             report = verify_weights(name)
+            rows = remeasure(name, args.data) if args.full else []
         except (ValueError, FileNotFoundError) as error:
             failures += 1
             print(f"FAIL {name}: {error}")
-        else:
-            print(f"ok   {name}: sha256 {report['sha256'][:16]}..., {report['parameters']:,} parameters")
+            continue
+        print(f"ok   {name}: sha256 {report['sha256'][:16]}..., {report['parameters']:,} parameters")
+        for row in rows:
+            failures += not row["ok"]
+            print(f"{'ok  ' if row['ok'] else 'FAIL'} {name}: {row['what']}: measured {100 * row['measured']:.2f}%, "
+                  f"manifest {100 * row['recorded']:.2f}%")
     if failures:
         raise ValueError(f"{failures} release(s) failed verification.")
 
@@ -326,7 +338,7 @@ def _add_training_arguments(parser, default_recipe):
                         help="CIFAR python batches, train/ and test/ image folders, or one <class>/ folder")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, logs, curves)")
     parser.add_argument("--recipe", default=default_recipe,
-                        help=f"wrn, preact, preact-110, ror, adapters, finetune (default {default_recipe})")
+                        help=f"wrn, preact, preact-110, ror, adapters, finetune, fast (default {default_recipe})")
     parser.add_argument("--epochs", type=_positive_int, default=None, help="epochs; the recipe's schedule is scaled")
     parser.add_argument("--batch-size", type=_positive_int, default=None, help="global batch; default the recipe's (128)")
     parser.add_argument("--seed", type=int, default=0, help="seeds initialisation, shuffling, augmentation (default 0)")
@@ -402,6 +414,8 @@ def make_parser():
     evaluate.add_argument("--limit", type=_positive_int, default=None, help="evaluate the first N images only")
     evaluate.add_argument("--precision", default=None, choices=PRECISIONS,
                           help="compute precision (default float32); weights of any precision load")
+    evaluate.add_argument("--tta", default="none", choices=("none", "flip"),
+                          help="test-time augmentation: flip averages each image with its mirror (default none)")
     evaluate.add_argument("--confusion", default=None, help="PNG path (default beside the weights)")
     evaluate.add_argument("--json", default=None, help="also write the metrics as JSON")
     evaluate.set_defaults(run=_cmd_evaluate)
@@ -464,6 +478,9 @@ def make_parser():
     show.set_defaults(run=_cmd_weights_show, light=True)
     verify = weights_commands.add_parser("verify", help="hash, size, loading and parameter count of releases")
     verify.add_argument("releases", nargs="*", help="released names (default: all)")
+    verify.add_argument("--full", action="store_true",
+                        help="also re-measure each release's full test-split error(s) on --data and compare")
+    verify.add_argument("--data", default=None, help="with --full: the dataset directory (e.g. CIFAR10_JPEG_DIR)")
     verify.set_defaults(run=_cmd_weights_verify)
     download = weights_commands.add_parser(
         "download", help="fetch releases into the cache ($KERAS_HOME/models/keras_wrn), hash-checked")

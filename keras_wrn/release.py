@@ -1,9 +1,12 @@
 """Releasing a finished training run as named, hash-checked weights (``keras-wrn weights release``).
 
 `release` evaluates the run's weights on the full test split of the data and on
-the bundled sample, copies the file into the releases folder and adds its
-manifest entry (hash, size, parameter count, preprocessing, recipe, the
-commands that measured each metric, provenance: commit and machine).
+the bundled sample, plain and with flip test-time augmentation, copies the file
+into the releases folder and adds its manifest entry (hash, size, parameter
+count, preprocessing, recipe, precision, the commands that measured each
+metric, provenance: commit and machine).  `remeasure` evaluates a release again
+on the data its full-split metric names and compares with the manifest
+(``keras-wrn weights verify --full --data DIR``).
 """
 
 import os
@@ -15,9 +18,13 @@ from keras_wrn.io import atomic_write, locked_directory, read_json, sha256_file
 from keras_wrn.provenance import machine_description, source_commit
 from keras_wrn.registry import create_model, model_args
 from keras_wrn.training import evaluate
-from keras_wrn.weights import RELEASES_URL, load_manifest, weights_dir, write_manifest
+from keras_wrn.weights import RELEASES_URL, load_manifest, weights_dir, weights_info, write_manifest
 
-__all__ = ["release", "RELEASE_NAME"]
+__all__ = ["release", "remeasure", "RELEASE_NAME", "REMEASURE_TOLERANCE"]
+
+# How far a re-measured top-1 error may lie from the manifest's: 5 images in 10,000.  Another CPU's
+# float32 kernels (AVX2 against AVX-512) sum in another order and may flip the rare near-tie.
+REMEASURE_TOLERANCE = 0.0005
 
 # MODEL.DATASET-TAG: lower-case words of letters and digits joined by single '-' or '.' (no '/', no '..').
 RELEASE_NAME = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
@@ -56,10 +63,12 @@ def release(run_dir, name, data, dataset="cifar10-jpeg", which="last", default=F
         metrics = []
         placeholder = dataset.upper().replace("-", "_") + "_DIR"
         for split_data, label, shown in ((data, f"{dataset} test split", placeholder), (SAMPLE_DIR, SAMPLE_NAME, SAMPLE_NAME)):
-            print(f"release: evaluating {which}.weights.h5 on the {label}", flush=True)
-            result = evaluate(run["model"], source, split_data, split="test", verbose=None)
-            metrics.append(dict(data=label, images=result["images"], top1_error=round(result["top1_error"], 6),
-                                command=f"keras-wrn evaluate {run['model']} --weights {name} --data {shown}"))
+            print(f"release: evaluating {which}.weights.h5 on the {label}, plain and with flip TTA", flush=True)
+            result = evaluate(run["model"], source, split_data, split="test", verbose=None, tta="flip")
+            command = f"keras-wrn evaluate {run['model']} --weights {name} --data {shown}"
+            metrics.append(dict(data=label, images=result["images"], top1_error=round(result["plain_top1_error"], 6),
+                                command=command, tta_top1_error=round(result["top1_error"], 6),
+                                tta_command=f"{command} --tta flip"))
         metrics[0]["data_dir"] = f"{placeholder}: the directory holding test/<class>/ of {dataset}"
         builder, arguments = model_args(run["model"])
         arguments = dict(arguments, classes=len(run["class_names"]), input_shape=list(image_shape))
@@ -76,6 +85,7 @@ def release(run_dir, name, data, dataset="cifar10-jpeg", which="last", default=F
                                normalization="(x - mean) / std per channel"),
             metrics=metrics,
             training=dict(recipe=run["recipe"], epochs=run["epochs"], batch_size=run["batch_size"], seed=run["seed"],
+                          precision=run.get("precision") or "float32",
                           dropout=run["dropout"], weights=which, best_epoch=state.get("best_epoch"),
                           wall_time=wall_time or (f"{sum(seconds) / 60:.1f} min of training epochs" if seconds else None),
                           machine=run.get("machine") or f"{machine_description()} (where it was released; the run "
@@ -92,3 +102,28 @@ def release(run_dir, name, data, dataset="cifar10-jpeg", which="last", default=F
         entries[name] = entry
         write_manifest(entries, directory)
     return entry
+
+
+def remeasure(name, data):
+    """Evaluate release ``name`` on ``data`` as its full-split metric's recorded commands do, plain and (where the
+    manifest has it) with flip TTA; compare with the manifest.
+
+    Returns:
+        list of dicts ``{what, recorded, measured, ok}``, ``ok`` when within `REMEASURE_TOLERANCE`.
+    """
+    entry = weights_info(name)
+    full = entry["metrics"][0]
+    rows = []
+    result = evaluate(entry["model"], name, data, split="test", verbose=None,
+                      tta="flip" if "tta_top1_error" in full else "none")
+    if result["images"] != full["images"]:
+        raise ValueError(f"--data {data!r}: its test split has {result['images']:,} images, the release's full-split "
+                         f"metric ({full['data']}) has {full['images']:,}; pass the directory it names "
+                         f"({full.get('data_dir', full['data'])}).")
+    measured = {"top1_error": result.get("plain_top1_error", result["top1_error"])}
+    if "tta_top1_error" in full:
+        measured["tta_top1_error"] = result["top1_error"]
+    for key, value in measured.items():
+        rows.append(dict(what=f"{full['data']} {key}", recorded=full[key], measured=round(value, 6),
+                         ok=abs(value - full[key]) <= REMEASURE_TOLERANCE))
+    return rows

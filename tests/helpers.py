@@ -7,10 +7,20 @@ import contextlib
 import functools
 import http.server
 import json
+import os
 import pickle
 import threading
 
 import numpy as np
+import pytest
+
+
+# The real CIFAR-10 (JPEG) that developers and CI have beside the checkout; tests that need it are slow.
+SHARED_ARCHIVE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10-jpeg.tar.gz")
+needs_shared_cifar10 = pytest.mark.skipif(
+    not os.path.exists(SHARED_ARCHIVE) and not os.environ.get("CI"),
+    reason="../shared/data/cifar10-jpeg.tar.gz is absent (developers' and CI's copy of real CIFAR-10)",
+)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import write_cifar_batch
+from helpers import SHARED_ARCHIVE, needs_shared_cifar10, write_cifar_batch
 from keras_wrn.data import (
     augment_fn,
     extract_archive,
@@ -176,13 +176,7 @@ def test_dataset_batches_values_and_reproducibility():
     assert values.min() >= -1.0 - 1e-6 and values.max() <= 1.0 + 1e-6
 
 
-SHARED_ARCHIVE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10-jpeg.tar.gz")
-
-
-@pytest.mark.skipif(
-    not os.path.exists(SHARED_ARCHIVE) and not os.environ.get("CI"),
-    reason="../shared/data/cifar10-jpeg.tar.gz is absent (developers' and CI's copy of real CIFAR-10)",
-)
+@needs_shared_cifar10
 @pytest.mark.slow
 def test_real_cifar10_jpeg_test_split(tmp_path):
     from keras_wrn.data import load_data

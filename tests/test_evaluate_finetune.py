@@ -222,3 +222,61 @@ def test_a_flat_folder_needs_a_validation_fraction(tmp_path):
                      tmp_path / "photos")
     with pytest.raises(ValueError, match="has no test split; give --val-fraction"):
         train("wrn-16-1", photos, tmp_path / "run", epochs=1, verbose=0)
+
+
+def hand_flip_tta_error(model, x, labels, logits):
+    """Flip TTA by hand: the mean of the class probabilities of the images and of their mirror images."""
+    import scipy.special
+
+    def probabilities(images):
+        scores = model.predict(images, verbose=0)
+        return scipy.special.softmax(scores, axis=-1) if logits else scores
+
+    averaged = (probabilities(x) + probabilities(x[:, :, ::-1])) / 2
+    return float(np.mean(averaged.argmax(axis=-1) != labels))
+
+
+def test_flip_tta_matches_a_hand_computed_error_and_reports_the_plain_one(trained):
+    from keras_wrn.registry import create_model
+
+    data, run = trained
+    weights = run / "last.weights.h5"
+    plain = evaluate("wrn-16-1", weights, data)
+    flipped = evaluate("wrn-16-1", weights, data, tta="flip")
+    assert (plain["tta"], flipped["tta"]) == ("none", "flip") and "plain_top1_error" not in plain
+    assert flipped["plain_top1_error"] == pytest.approx(plain["top1_error"])
+    config = json.loads((run / "run.json").read_text())
+    arrays = load_data(data, splits=("test",))
+    x = (arrays["x_test"].astype("float32") - np.array(config["mean"], "float32")) / np.array(config["std"], "float32")
+    model = create_model("wrn-16-1", classes=3, compile=False)
+    model.load_weights(weights)
+    assert flipped["top1_error"] == pytest.approx(hand_flip_tta_error(model, x, arrays["y_test"], logits=False))
+    with pytest.raises(ValueError, match="--tta 'five-crop': expected one of none, flip"):
+        evaluate("wrn-16-1", weights, data, tta="five-crop")
+
+
+def test_flip_tta_of_a_logits_release_averages_probabilities():
+    import keras_wrn
+    from keras_wrn.data.datasets import SAMPLE_DIR
+
+    name = "resnet26-w0.5.cifar10-jpeg-e8"
+    result = evaluate("resnet26-w0.5", name, SAMPLE_DIR, tta="flip", limit=100)
+    arrays = load_data(SAMPLE_DIR, splits=("test",))
+    model = keras_wrn.create_model(name, compile=False)  # raw 0-255 pixels in, logits out
+    x, labels = arrays["x_test"][:100].astype("float32"), arrays["y_test"][:100]
+    assert result["top1_error"] == pytest.approx(hand_flip_tta_error(model, x, labels, logits=True))
+
+
+def test_evaluate_cli_flip_tta_and_a_bad_choice(trained, tmp_path):
+    data, run = trained
+    command = [sys.executable, "-m", "keras_wrn", "evaluate", "wrn-16-1", "--weights", str(run / "last.weights.h5"),
+               "--data", str(data), "--confusion", str(tmp_path / "cm.png"), "--json", str(tmp_path / "m.json")]
+    out = subprocess.run(command + ["--tta", "flip"], capture_output=True, text=True, env=QUIET, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["tta"] == "flip"
+    assert (f"top-1 error {100 * metrics['top1_error']:.2f}%, flip TTA; without it "
+            f"{100 * metrics['plain_top1_error']:.2f}%") in out.stdout
+    bad = subprocess.run(command + ["--tta", "rotate"], capture_output=True, text=True, env=QUIET, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "argument --tta: invalid choice: 'rotate'" in bad.stderr

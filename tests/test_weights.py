@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import keras_wrn
+from helpers import SHARED_ARCHIVE, needs_shared_cifar10
 from keras_wrn import weights as registry
-from keras_wrn.data.datasets import SAMPLE_NAME
+from keras_wrn.data.datasets import SAMPLE_DIR, SAMPLE_NAME
 from keras_wrn.io import sha256_file
 from keras_wrn.registry import verify_weights
 from keras_wrn.release import release
@@ -49,6 +50,16 @@ def test_sample_error_is_reproduced_by_the_recorded_command(name, tmp_path):
     measured = json.loads((tmp_path / "m.json").read_text())
     assert measured["images"] == sample["images"]
     assert round(measured["top1_error"], 6) == sample["top1_error"]
+    if "tta_command" in sample:  # releases measured with flip TTA too
+        tta = shlex.split(sample["tta_command"])
+        assert tta[:len(arguments)] == arguments and tta[len(arguments):] == ["--tta", "flip"]
+        out = subprocess.run([sys.executable, "-m", "keras_wrn", *tta[1:], "--json", str(tmp_path / "t.json"),
+                              "--confusion", str(tmp_path / "cm.png")],
+                             capture_output=True, text=True, env=QUIET, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        measured = json.loads((tmp_path / "t.json").read_text())
+        assert round(measured["top1_error"], 6) == sample["tta_top1_error"]
+        assert round(measured["plain_top1_error"], 6) == sample["top1_error"]
 
 
 @pytest.fixture
@@ -130,3 +141,35 @@ def test_release_refuses_existing_names_and_unfinished_runs(copied_registry, tmp
         release(run, name, "unused")
     with pytest.raises(ValueError, match="2 of 5 epochs done; finish it first"):
         release(run, "wrn-16-1.new", "unused")
+
+
+def test_verify_full_needs_the_full_split(copied_registry):
+    name, path = copied_registry
+    env = dict(QUIET, KERAS_WRN_WEIGHTS_DIR=str(path.parent))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "keras_wrn", "weights", "verify", name, *a],
+                                    capture_output=True, text=True, env=env, timeout=300)
+    missing = run("--full")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "--full needs --data" in missing.stderr
+    sample = run("--full", "--data", SAMPLE_DIR)
+    assert sample.returncode == 2 and "Traceback" not in sample.stderr
+    assert f"FAIL {name}: --data {SAMPLE_DIR!r}: its test split has 1,000 images" in sample.stdout
+
+
+@needs_shared_cifar10
+@pytest.mark.slow
+def test_verify_full_reproduces_the_full_split_errors(tmp_path, copied_registry):
+    """The manifest's full-split errors, re-measured on cifar10-jpeg's 10,000 test images: one release per
+    model of the `fast` recipe (plain and flip TTA) and the smallest older one (plain only)."""
+    from keras_wrn.data.archives import extract_archive
+
+    name, path = copied_registry
+    data = tmp_path / "cifar10-jpeg"
+    extract_archive(SHARED_ARCHIVE, data)
+    names = [name] + [n for n in RELEASED if registry.weights_info(n)["training"]["recipe"] == "fast"]
+    env = dict(QUIET, KERAS_WRN_WEIGHTS_DIR=str(path.parent))
+    out = subprocess.run([sys.executable, "-m", "keras_wrn", "weights", "verify", *names, "--full", "--data",
+                          str(data)], capture_output=True, text=True, env=env, timeout=1200)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    for release_name in names:
+        assert f"ok   {release_name}: cifar10-jpeg test split top1_error: measured" in out.stdout

@@ -3,22 +3,26 @@
 import os
 
 import numpy as np
+import scipy.special
 
 from keras_wrn.data import load_data
 from keras_wrn.io import atomic_write
 from keras_wrn.precision import resolve_precision
 from keras_wrn.registry import create_model, model_args
-from keras_wrn.training.loop import build_for_run
+from keras_wrn.training.loop import build_for_run, outputs_logits
 from keras_wrn.training.normalization import normalise, pipeline
 from keras_wrn.training.progress import keras_verbose, progress_callbacks
 from keras_wrn.training.rundir import read_run_beside
 from keras_wrn.weights import is_weights_name, load_weights_file, resolve_weights
 
-__all__ = ["evaluate", "plot_confusion"]
+__all__ = ["TTA_CHOICES", "evaluate", "plot_confusion"]
+
+# Test-time augmentations: "flip" averages the class probabilities of each image and its mirror image.
+TTA_CHOICES = ("none", "flip")
 
 
 def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_png=None, image_size=None,
-             limit=None, verbose=0, precision=None):
+             limit=None, verbose=0, precision=None, tta="none"):
     """Top-1 error of ``weights`` on a split of ``data``, and its confusion matrix.
 
     ``weights`` is a ``.weights.h5`` file or a released weights name
@@ -31,14 +35,22 @@ def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_
     ``verbose``: 0 (default) silent; None: a bar on a terminal, plain lines otherwise.
     ``precision``: the model's, `keras_wrn.precision.CHOICES` (default float32);
     weights of any precision load.
+    ``tta``: ``"none"`` (default) or ``"flip"``: the class probabilities of
+    each image and of its left-right mirror are averaged (the training
+    augmentation of every recipe but ``translate`` mirrors images, so the
+    mirror is an image of the same class); the error without it is reported
+    too, as ``plain_top1_error``.
 
     Returns:
         dict with ``top1_error`` (fraction), ``accuracy``, ``images``,
         ``per_class_accuracy``, ``confusion_matrix`` (rows: true class),
-        ``class_names`` and what was evaluated.
+        ``class_names`` and what was evaluated (``tta``; with ``"flip"``,
+        ``plain_top1_error`` too).
     """
     from sklearn.metrics import confusion_matrix  # deferred: scikit-learn, needed only here
 
+    if tta not in TTA_CHOICES:
+        raise ValueError(f"--tta {tta!r}: expected one of {', '.join(TTA_CHOICES)}.")
     model_args(model_name)
     precision = resolve_precision(precision, "--precision")
     weights = os.fspath(weights)
@@ -86,19 +98,30 @@ def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_
                 raise
             raise ValueError(f"--weights {weights!r}: does not fit {model_name} with {len(names)} classes: "
                              f"{error}") from None
-    dataset = pipeline(images, labels, batch_size, config, zca)
-    scores = model.predict(dataset, verbose=keras_verbose(verbose), callbacks=progress_callbacks(verbose, "evaluate"))
+    def probabilities(batch_images, what):
+        scores = model.predict(pipeline(batch_images, labels, batch_size, config, zca),
+                               verbose=keras_verbose(verbose), callbacks=progress_callbacks(verbose, what))
+        return scipy.special.softmax(scores, axis=-1) if outputs_logits(model) else scores
+
+    scores = probabilities(images, "evaluate")
+    plain_error = None
+    if tta == "flip":
+        plain_error = float(np.mean(np.argmax(scores, axis=-1) != labels))
+        scores = (scores + probabilities(np.ascontiguousarray(images[:, :, ::-1]), "evaluate mirrored")) / 2
     predictions = np.argmax(scores, axis=-1)
     matrix = confusion_matrix(labels, predictions, labels=list(range(len(names))))
     accuracy = float(np.trace(matrix) / max(1, matrix.sum()))
     with np.errstate(invalid="ignore", divide="ignore"):
         per_class = np.diag(matrix) / matrix.sum(axis=1)
     result = dict(model=model_name, weights=os.path.abspath(weights), data=os.path.abspath(data), split=split,
-                  images=int(len(labels)), precision=precision, accuracy=accuracy, top1_error=1.0 - accuracy,
+                  images=int(len(labels)), precision=precision, tta=tta, accuracy=accuracy, top1_error=1.0 - accuracy,
                   per_class_accuracy={n: (None if np.isnan(a) else float(a)) for n, a in zip(names, per_class)},
                   confusion_matrix=matrix.tolist(), class_names=names)
+    if plain_error is not None:
+        result["plain_top1_error"] = plain_error
     if confusion_png:
-        title = f"{model_name} on {os.path.basename(os.path.normpath(data))} {split}: top-1 error {100 * (1 - accuracy):.2f}%"
+        title = (f"{model_name} on {os.path.basename(os.path.normpath(data))} {split}: top-1 error "
+                 f"{100 * (1 - accuracy):.2f}%{' (flip TTA)' if tta == 'flip' else ''}")
         plot_confusion(confusion_png, matrix, names, title)
         result["confusion_png"] = os.path.abspath(confusion_png)
     return result
