@@ -54,7 +54,7 @@ def test_one_epoch_run_has_a_valid_schedule():
 
 def test_fast_recipe_is_a_one_cycle_scaled_by_epochs():
     recipe = get_recipe("fast")
-    assert (recipe.schedule, recipe.batch_size, recipe.label_smoothing) == ("one-cycle", 256, 0.1)
+    assert (recipe.schedule, recipe.batch_size, recipe.label_smoothing, recipe.ema_momentum) == ("one-cycle", 256, 0.1, 0)
     for epochs in (30, 10):
         steps = 196
         total, warmup = epochs * steps, round(0.15 * epochs * steps)
