@@ -170,3 +170,113 @@ def test_precision_paths_smoke_run_writes_its_table(tmp_path):
     assert [row.split("|")[2].strip() for row in rows] == list(paths)
     reference = next(row for row in rows if "PyTorch eager bf16" in row)
     assert reference.split("|")[4].strip() == "1.00" and reference.split("|")[6].strip() == "1.00"
+
+
+# ----------------------------------------------------------------------------- benchmarks/gpu.py (no GPU needed)
+
+
+def _gpu_result(rows):
+    """A result as benchmarks/gpu.py's `main` collects it, with made-up numbers."""
+    return dict(command="python benchmarks/gpu.py", date="2026-01-01T00:00:00",
+                settings=dict(models=["wrn-16-1"], precisions=["float32", "bfloat16", "float16"], batch=128,
+                              steps=20, repeats=3, budget=270.0, compile_precisions=["bfloat16", "float32"]),
+                machine=dict(device="cuda", gpu="Fake GPU", capability="9.0", memory_gib=80.0, cpus=16,
+                             versions={"keras": "3.15.1"}, tf32={"cudnn.allow_tf32": True},
+                             matmul=dict(size=8192, repeats=3, rates={
+                                 "float32": {"PyTorch TF32": 100.0, "PyTorch strict float32": 50.0},
+                                 "bfloat16": {"PyTorch": 400.0}})),
+                jax=dict(backend="gpu", devices=["cuda:0"], tf32=True), rows=rows, workers=[])
+
+
+def _gpu_row(implementation, precision, train, infer, **extra):
+    return dict(kind="row", implementation=implementation, model="wrn-16-1", precision=precision, train=train,
+                infer=infer, train_first_s=10.0, infer_first_s=2.0, params=175066, **extra)
+
+
+def _table(text, title):
+    """Rows (cells) of the Markdown table under the ``## title`` heading."""
+    section = text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+    return [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines]
+
+
+def test_gpu_report_tables_ratios_and_arithmetic():
+    gpu = _load("gpu")
+    rows = [_gpu_row("keras_wrn (JAX)", "float32", [1000.0, 1100.0, 1200.0], [4000.0], macs=1_000_000),
+            _gpu_row("PyTorch eager", "float32", [550.0], [2000.0]),
+            _gpu_row("torch.compile", "float32", [1100.0], [8000.0]),
+            _gpu_row("keras_wrn (JAX)", "bfloat16", [2000.0], [6000.0], macs=1_000_000),
+            dict(kind="row", implementation="PyTorch eager", model="wrn-16-1", precision="bfloat16",
+                 error="RuntimeError: no kernel"),
+            dict(kind="row", implementation="torch.compile", model="wrn-16-1", precision="bfloat16",
+                 skipped="out of time")]
+    text = gpu.report(_gpu_result(rows))
+    train = _table(text, "Training")
+    assert [row[:2] for row in train] == [["wrn-16-1", "float32"], ["wrn-16-1", "bfloat16"]]  # float16: no rows
+    assert train[0][2:7] == ["1,100 (1,000-1,200)", "550 (550-550)", "1,100 (1,100-1,100)", "2.00", "1.00"]
+    # 1,100 img/s x 1e6 MACs x 6 = 6.6 GFLOP/s; float32's reference is the faster (TF32) product, 100 GFLOP/s
+    assert train[0][7] == "6.6 (7%) / 3.3 (3%) / 6.6 (7%)"
+    assert train[1][3].startswith("error [") and train[1][4].startswith("skipped [") and train[1][5:7] == ["-", "-"]
+    infer = _table(text, "Inference")
+    assert infer[0][5:7] == ["2.00", "0.50"]
+    assert infer[1][7] == "12.0 (3%) / - / -"  # 6,000 x 1e6 x 2 over bfloat16's 400
+    assert "RuntimeError: no kernel" in text and "out of time" in text
+    assert _table(text, "Model sizes") == [["wrn-16-1", "1,000,000", "175,066 / 175,066"]]
+    assert "Fake GPU (compute capability 9.0, 80 GiB)" in text and "ran in TF32" in text
+
+
+def test_gpu_ratios_and_gflops_skip_rows_without_numbers():
+    gpu = _load("gpu")
+    ours, theirs = _gpu_row("keras_wrn (JAX)", "float32", [300.0], [900.0]), _gpu_row("PyTorch eager", "float32",
+                                                                                      [100.0], [300.0])
+    failed = dict(ours, error="boom")
+    assert gpu.ratio(ours, theirs, "train") == "3.00" and gpu.ratio(ours, theirs, "infer") == "3.00"
+    assert gpu.ratio(ours, failed, "train") == "-" and gpu.ratio(ours, None, "train") == "-"
+    assert gpu.gflops(ours, "train", 1e9) == 300 * 6 and gpu.gflops(ours, "infer", 1e9) == 900 * 2
+    assert gpu.gflops(failed, "train", 1e9) is None and gpu.gflops(ours, "train", None) is None
+
+
+def test_gpu_failing_job_becomes_an_error_row():
+    gpu = _load("gpu")
+
+    def broken():
+        raise ValueError("float16 unsupported")
+
+    row = gpu.measure("PyTorch eager", "wrn-16-4", "float16", broken)
+    assert row["error"] == "ValueError: float16 unsupported" and row["job_seconds"] >= 0
+    assert gpu.measure("PyTorch eager", "wrn-16-4", "float32", lambda: {"train": [1.0]})["train"] == [1.0]
+    wanted = [("wrn-16-1", "bfloat16"), ("wrn-16-4", "bfloat16")]
+    missing = gpu.missing_rows("PyTorch eager", wanted, [row | {"model": "wrn-16-1", "precision": "bfloat16"}],
+                               "stopped")
+    assert [(r["model"], r["precision"], r["error"]) for r in missing] == [("wrn-16-4", "bfloat16", "stopped")]
+
+
+def test_gpu_job_order_and_budget_shares():
+    gpu = _load("gpu")
+    assert gpu.jobs(["wrn-16-1", "resnet26"], ["float32", "float16", "bfloat16"]) == [
+        ("wrn-16-1", "bfloat16"), ("resnet26", "bfloat16"), ("wrn-16-1", "float32"), ("resnet26", "float32"),
+        ("wrn-16-1", "float16"), ("resnet26", "float16")]
+    assert gpu.allot(100.0, [5.0, 1.5, 3.5]) == 50.0 and gpu.allot(100.0, [3.5]) == 100.0
+    assert gpu.allot(-3.0, [1.0]) == 0.0
+    assert gpu.should_start(10.0, 20.0, 10.0) and not gpu.should_start(10.0, 20.0, 10.5)
+
+
+def test_gpu_arguments():
+    gpu = _load("gpu")
+    args = gpu.parse(["--precisions", "bfloat16,float32", "--no-compile"])
+    assert args.implementations == ["keras", "eager"] and args.compile_precisions == ["bfloat16", "float32"]
+    with pytest.raises(SystemExit, match=r"--precisions: unknown \['float64'\]"):
+        gpu.parse(["--precisions", "float64"])
+    with pytest.raises(SystemExit, match="--models: unknown"):
+        gpu.parse(["--models", "vgg-16"])
+
+
+def test_gpu_script_parent_needs_no_framework():
+    """The orchestrating process imports neither TensorFlow, PyTorch, JAX nor Keras (only its workers do)."""
+    code = ("import sys; sys.argv = ['gpu.py']; "
+            f"sys.path.insert(0, {os.path.join(ROOT, 'benchmarks')!r}); import gpu; "
+            "print(gpu.parse(['--device', 'cpu']).models, "
+            "sorted({'tensorflow', 'torch', 'jax', 'keras'} & {name.split('.')[0] for name in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "['wrn-16-1', 'wrn-16-4', 'resnet26'] []"
