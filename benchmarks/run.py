@@ -146,38 +146,18 @@ def blocks(step, steps, repeats, batch=BATCH):
 # ----------------------------------------------------------------------------- models
 
 
-def _accepts_precision(builder):
-    import inspect
-
-    return "precision" in inspect.signature(builder).parameters
-
-
-def precision_unsupported(key):
-    """None where keras_wrn builds ``key`` at every precision; otherwise why it cannot."""
-    from keras_wrn.adapters import MultiDomainNetwork, resnet26
-
-    if key == "resnet26" and not _accepts_precision(resnet26):
-        return "keras_wrn.adapters.resnet26 takes no precision argument"
-    if key.startswith("resnet26-") and not _accepts_precision(MultiDomainNetwork):
-        return "keras_wrn.adapters.MultiDomainNetwork takes no precision argument"
-    return None
-
-
 def _keras_wrn_model(key, precision="float32"):
     """keras_wrn's own model for ``key`` at ``precision`` (compiled as the package compiles it)."""
     import keras_wrn
     from keras_wrn.adapters import MultiDomainNetwork, resnet26
 
     input_shape = (32, 32, 3)
-    if precision != "float32" and precision_unsupported(key):
-        raise ValueError(f"{key} at {precision}: {precision_unsupported(key)}")
     if key.startswith("resnet26"):
         kind = key.partition("-")[2] or None
         if kind is None:
-            return resnet26(10, input_shape, **({"precision": precision} if _accepts_precision(resnet26) else {}))
-        arguments = {"precision": precision} if _accepts_precision(MultiDomainNetwork) else {}
+            return resnet26(10, input_shape, precision=precision)
         network = MultiDomainNetwork(adapter="parallel" if kind == "merged" else kind, input_shape=input_shape,
-                                     **arguments)
+                                     precision=precision)
         model = network.add_domain("domain", 10)
         if kind == "merged":
             model = network.merge("domain")  # compiled as the network compiles its domains
@@ -325,8 +305,7 @@ def worker(task):
 
 
 def machine(task):
-    """The references of the run, in one worker: framework versions, the precisions, GPUs, which of
-    ``task["models"]`` keras_wrn cannot build below float32 (`precision_unsupported`), and the
+    """The references of the run, in one worker: framework versions, the precisions, GPUs and the
     matrix-product rates of every precision (`matmul_gflops`).
 
     ``task["precisions"]``: the precisions asked for, or None for `default_precisions`.
@@ -343,11 +322,8 @@ def machine(task):
         precisions, why = default_precisions(cpu_model_and_flags()[1], native_bfloat16(), gpus)
     else:
         precisions, why = task["precisions"], "--precisions"
-    unsupported = {key: precision_unsupported(key) for key in task["models"]}
     return dict(task, versions={"TensorFlow": tf.__version__, "Keras": keras.__version__, "PyTorch": torch.__version__},
-                gpus=gpus, precisions=precisions, precisions_why=why,
-                unsupported={key: reason for key, reason in unsupported.items() if reason},
-                rates=matmul_gflops(task["size"], precisions))
+                gpus=gpus, precisions=precisions, precisions_why=why, rates=matmul_gflops(task["size"], precisions))
 
 
 def paired(task):
@@ -391,14 +367,9 @@ def _run_worker(task, backend):
 
 
 def _tasks(models, steps, repeats, implementations, backends, backend_models, precisions=("float32",),
-           precision_models=(), unsupported=None):
+           precision_models=()):
     """Throughput tasks per model: every implementation at float32, keras_wrn on the other backends, then
-    keras_wrn and PyTorch at the other ``precisions`` for ``precision_models``.
-
-    A model keras_wrn cannot build below float32 (``unsupported``: key -> why)
-    gets those tasks marked skipped, with the reason, instead of measured.
-    """
-    unsupported = unsupported or {}
+    keras_wrn and PyTorch at the other ``precisions`` for ``precision_models``."""
     for key in models:
         key_steps, key_repeats = STEPS.get(key, (steps, repeats)) if steps is None else (steps, repeats)
         for implementation in implementations:
@@ -414,11 +385,8 @@ def _tasks(models, steps, repeats, implementations, backends, backend_models, pr
             for implementation in implementations:
                 if precision == "float32" or implementation not in MIXED_IMPLEMENTATIONS:
                     continue
-                task = dict(kind="throughput", model=key, implementation=implementation, precision=precision,
-                            steps=key_steps, repeats=key_repeats)
-                if key in unsupported:
-                    task.update(skipped=True, reason=unsupported[key])
-                yield task
+                yield dict(kind="throughput", model=key, implementation=implementation, precision=precision,
+                           steps=key_steps, repeats=key_repeats)
 
 
 def default_precisions(flags, native_bfloat16, gpus):
@@ -625,11 +593,7 @@ def main(argv=None):
     matmul = dict(size=machine["size"], rates=machine["rates"])
     rows, macs = [], {}
     for task in _tasks(models, args.steps, args.repeats or 5, implementations, others,
-                       [m for m in args.backend_models.split(",") if m], precisions, precision_models,
-                       machine["unsupported"]):
-        if task.get("skipped"):
-            rows.append(task)
-            continue
+                       [m for m in args.backend_models.split(",") if m], precisions, precision_models):
         if args.steps is None and task["model"] not in STEPS:
             task["steps"] = 20
         task.update(batch=args.batch, macs=macs.get(task["model"]))
