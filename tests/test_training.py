@@ -186,3 +186,13 @@ def test_fast_recipe_with_a_moving_average_resumes_bit_identically(folder, tmp_p
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
     assert (tmp_path / "straight" / "log.csv").read_text() == (tmp_path / "split" / "log.csv").read_text()
+
+
+@pytest.mark.parametrize("name", ["resnet26-w0.5", pytest.param("preact-20", marks=pytest.mark.slow),
+                                  pytest.param("ror3-56", marks=pytest.mark.slow),
+                                  pytest.param("wrn-ram-28-4", marks=pytest.mark.slow)])
+def test_fast_recipe_trains_every_family(folder, tmp_path, name):
+    """One epoch of the fast recipe per family (ResNet-26's logit head: smoothed loss on logits)."""
+    history = train(name, folder, tmp_path / "run", recipe="fast", epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(history[0]["loss"]) and 0 <= history[0]["val_accuracy"] <= 1
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["recipe_settings"]["schedule"] == "one-cycle"
