@@ -267,6 +267,7 @@ def test_flip_tta_of_a_logits_release_averages_probabilities():
     assert result["top1_error"] == pytest.approx(hand_flip_tta_error(model, x, labels, logits=True))
 
 
+@pytest.mark.slow
 def test_evaluate_cli_flip_tta_and_a_bad_choice(trained, tmp_path):
     data, run = trained
     command = [sys.executable, "-m", "keras_wrn", "evaluate", "wrn-16-1", "--weights", str(run / "last.weights.h5"),

@@ -143,6 +143,7 @@ def test_release_refuses_existing_names_and_unfinished_runs(copied_registry, tmp
         release(run, "wrn-16-1.new", "unused")
 
 
+@pytest.mark.slow
 def test_verify_full_needs_the_full_split(copied_registry):
     name, path = copied_registry
     env = dict(QUIET, KERAS_WRN_WEIGHTS_DIR=str(path.parent))
