@@ -3,6 +3,10 @@
 # with $OUT naming an empty folder; about 5 minutes on one H100 (`bash benchmarks/gpu_device.sh`).
 # That machine has PyTorch and JAX (CUDA) but no Keras, no TensorFlow and no internet: Keras, namex and
 # optree come from the wheels in .whl/ (downloaded for CPython 3.12 x86_64; their other needs are there).
+# .whl/ is not in the repository; fetch it where pip reaches an index, then carry it to the GPU machine:
+#   for w in keras==3.15.1 namex==0.1.0 optree==0.20.0; do python -m pip download --no-deps --only-binary=:all: \
+#     --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+#     --platform manylinux2014_x86_64 -d .whl "$w"; done
 # gpu.py's --budget (280 s) covers its workers; `timeout` is the last resort (gpu.py writes what it has on
 # SIGTERM).  torch.compile comes last and gets what is left: bfloat16 first, then float32, then float16;
 # what does not fit is listed as skipped.  Arguments are passed on to gpu.py after these (the last one wins),
