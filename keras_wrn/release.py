@@ -113,7 +113,6 @@ def remeasure(name, data):
     """
     entry = weights_info(name)
     full = entry["metrics"][0]
-    rows = []
     result = evaluate(entry["model"], name, data, split="test", verbose=None,
                       tta="flip" if "tta_top1_error" in full else "none")
     if result["images"] != full["images"]:
@@ -123,7 +122,5 @@ def remeasure(name, data):
     measured = {"top1_error": result.get("plain_top1_error", result["top1_error"])}
     if "tta_top1_error" in full:
         measured["tta_top1_error"] = result["top1_error"]
-    for key, value in measured.items():
-        rows.append(dict(what=f"{full['data']} {key}", recorded=full[key], measured=round(value, 6),
-                         ok=abs(value - full[key]) <= REMEASURE_TOLERANCE))
-    return rows
+    return [dict(what=f"{full['data']} {key}", recorded=full[key], measured=round(value, 6),
+                 ok=abs(value - full[key]) <= REMEASURE_TOLERANCE) for key, value in measured.items()]

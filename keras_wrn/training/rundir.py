@@ -62,9 +62,9 @@ RUN_FILE = "run.json"
 STATE_FILE = "state.json"
 
 # run.json fields that must agree for --resume to continue a run.
-RESUME_KEYS = ("model", "recipe", "recipe_settings", "epochs", "batch_size", "seed", "dropout", "class_names", "limit_train",
-               "normalization", "init_weights", "freeze_backbone", "image_shape", "learning_rate", "weight_decay",
-               "val_fraction", "data_fingerprint", "precision")
+RESUME_KEYS = ("model", "recipe", "recipe_settings", "epochs", "batch_size", "seed", "dropout", "class_names",
+               "limit_train", "normalization", "init_weights", "freeze_backbone", "image_shape", "learning_rate",
+               "weight_decay", "val_fraction", "data_fingerprint", "precision")
 
 # Where `commit_epoch` calls its ``on_commit`` hook, in order:
 #   "weights-written": best/checkpoint/last weights are on disk, state.json still names the previous epoch;
@@ -236,8 +236,9 @@ def commit_epoch(run_dir, model, state, row, seconds, on_commit=None, published_
         state.setdefault("epoch_seconds", []).append(round(seconds, 1))
         state["completed_epochs"] = epoch
         with published_weights() if published_weights is not None else contextlib.nullcontext():
-            if state["best_val_accuracy"] is None or selection_accuracy(row) > state["best_val_accuracy"]:
-                state["best_val_accuracy"], state["best_epoch"] = selection_accuracy(row), epoch
+            accuracy = selection_accuracy(row)
+            if state["best_val_accuracy"] is None or accuracy > state["best_val_accuracy"]:
+                state["best_val_accuracy"], state["best_epoch"] = accuracy, epoch
                 atomic_write(os.path.join(run_dir, "best.weights.h5"), model.save_weights)
             atomic_write(os.path.join(run_dir, "last.weights.h5"), model.save_weights)
         state["seed_states"] = seed_states(model)
