@@ -338,9 +338,9 @@ def _add_training_arguments(parser, default_recipe):
                         help="CIFAR python batches, train/ and test/ image folders, or one <class>/ folder")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, logs, curves)")
     parser.add_argument("--recipe", default=default_recipe,
-                        help=f"wrn, preact, preact-110, ror, adapters, finetune, fast (default {default_recipe})")
+                        help=f"wrn, preact, preact-110, ror, adapters, fast, finetune (default {default_recipe})")
     parser.add_argument("--epochs", type=_positive_int, default=None, help="epochs; the recipe's schedule is scaled")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="global batch; default the recipe's (128)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, help="global batch (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=0, help="seeds initialisation, shuffling, augmentation (default 0)")
     parser.add_argument("--dropout", type=_fraction, default=None, help="dropout rate (default: the model's)")
     parser.add_argument("--limit-train", type=_positive_int, default=None, help="use the first N training images")

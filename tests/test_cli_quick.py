@@ -91,3 +91,16 @@ def test_plain_progress_lines_skip_the_outputs_of_a_predict_batch():
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("evaluate: step 1/4 (25%), ") and "outputs" not in lines[0]
     assert lines[1].startswith("evaluate: step 2/4 (50%), loss 0.5000, accuracy 0.2500, ")
+
+
+def test_the_light_parser_offers_exactly_the_recipes_and_test_time_augmentations_the_library_has():
+    """The parser cannot import the recipe table or the evaluation module (they start TensorFlow), so it
+    names their keys itself; this pins the two lists to their homes."""
+    from keras_wrn.recipes import RECIPES
+    from keras_wrn.training.evaluation import TTA_CHOICES
+
+    actions = {(" ".join(path[1:]), action.dest): action for path, action in parser_actions(make_parser())}
+    assert tuple(actions["evaluate", "tta"].choices) == TTA_CHOICES
+    for command in ("train", "finetune"):
+        listed = actions[command, "recipe"].help.partition(" (default")[0].split(", ")
+        assert listed == list(RECIPES), command
