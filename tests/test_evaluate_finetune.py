@@ -129,6 +129,15 @@ def test_zca_whitening_is_exact_and_runs_train_and_evaluate(trained, tmp_path):
     with pytest.raises(ValueError, match="need a \\(24,\\) mean .* got \\(48,\\)"):
         apply_zca(images[:, :2], mean, matrix)
 
+    # Fewer images than pixel values: the thin-SVD path equals the eigen-decomposition of the covariance.
+    few = images[:30].reshape(30, -1).astype(np.float64) / 255.0
+    few -= few.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh(few.T @ few / 30)
+    for epsilon, floor in ((1e-2, 0.0), (0.0, 1e-12)):
+        expected = (eigenvectors / np.sqrt(np.maximum(np.clip(eigenvalues, 0, None) + epsilon, floor))) @ eigenvectors.T
+        _, thin = fit_zca(images[:30], epsilon=epsilon)
+        np.testing.assert_allclose(thin, expected, rtol=0, atol=1e-6 * np.abs(expected).max())
+
     data, _ = trained
     train("wrn-16-1", data, tmp_path / "zca", epochs=1, batch_size=16, verbose=0, normalization="zca")
     with np.load(tmp_path / "zca" / "zca.npz", allow_pickle=False) as stored:

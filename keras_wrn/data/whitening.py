@@ -4,7 +4,12 @@ The whitening matrix ``W = U diag(1 / sqrt(s + epsilon)) U^T`` comes from the
 eigen-decomposition ``U diag(s) U^T`` of the pixel covariance of the training
 images (scaled to [0, 1], per-pixel mean removed).  It is symmetric, so it
 keeps images looking like images ("zero-phase"), and the whitened images
-are then augmented like any other.  Applied once to the arrays in NumPy: a
+are then augmented like any other.  With fewer images N than pixel values D
+(a small fine-tuning folder) the covariance has rank < N, so `fit_zca` takes
+its eigenvectors from the thin SVD of the N x D data (O(N^2 D) instead of the
+O(D^3) eigen-decomposition: about 0.1 s instead of 10 s for D = 3072); the
+rest of the space has eigenvalue 0 and is scaled by ``1 / sqrt(epsilon)``.
+Applied once to the arrays in NumPy: a
 3072x3072 product per image is far cheaper as one batched matrix product than
 inside a per-image `tf.data` map.
 """
@@ -27,12 +32,23 @@ def fit_zca(images, epsilon=ZCA_EPSILON):
     flat = images.reshape(len(images), -1).astype(np.float64) / 255.0
     mean = flat.mean(axis=0)
     flat -= mean
-    covariance = flat.T @ flat / len(flat)
-    eigenvalues, eigenvectors = scipy.linalg.eigh(covariance)
-    eigenvalues = np.clip(eigenvalues, 0.0, None)
-    scale = 1.0 / np.sqrt(eigenvalues + epsilon) if epsilon else 1.0 / np.sqrt(np.maximum(eigenvalues, 1e-12))
-    matrix = (eigenvectors * scale) @ eigenvectors.T
+    if len(flat) < flat.shape[1]:
+        # Right singular vectors of the data are the covariance's eigenvectors of non-zero eigenvalue.
+        _, singular, rows = scipy.linalg.svd(flat, full_matrices=False)
+        eigenvalues, eigenvectors = singular**2 / len(flat), rows.T
+        null_scale = _whitening_scale(np.zeros(1), epsilon)[0]
+        matrix = null_scale * np.eye(flat.shape[1]) + (eigenvectors * (_whitening_scale(eigenvalues, epsilon)
+                                                                        - null_scale)) @ eigenvectors.T
+    else:
+        eigenvalues, eigenvectors = scipy.linalg.eigh(flat.T @ flat / len(flat))
+        matrix = (eigenvectors * _whitening_scale(eigenvalues, epsilon)) @ eigenvectors.T
     return mean.astype(np.float32), matrix.astype(np.float32)
+
+
+def _whitening_scale(eigenvalues, epsilon):
+    """``1 / sqrt(eigenvalue + epsilon)``; with epsilon 0, eigenvalues below 1e-12 count as 1e-12."""
+    eigenvalues = np.clip(eigenvalues, 0.0, None)
+    return 1.0 / np.sqrt(eigenvalues + epsilon) if epsilon else 1.0 / np.sqrt(np.maximum(eigenvalues, 1e-12))
 
 
 def apply_zca(images, mean, matrix, chunk=4096):
