@@ -43,8 +43,3 @@ MODEL_VARIANTS = {
 def list_models(pattern="*"):
     """Sorted registered names matching the shell-style ``pattern`` (e.g. ``"wrn-28-*"``)."""
     return sorted(name for name in MODEL_VARIANTS if fnmatch.fnmatch(name, pattern))
-
-
-def list_models(pattern="*"):
-    """Sorted registered names matching the shell-style ``pattern`` (e.g. ``"wrn-28-*"``)."""
-    return sorted(name for name in MODEL_VARIANTS if fnmatch.fnmatch(name, pattern))
