@@ -416,7 +416,9 @@ def make_parser():
                           help="compute precision (default float32); weights of any precision load")
     evaluate.add_argument("--tta", default="none", choices=("none", "flip"),
                           help="test-time augmentation: flip averages each image with its mirror (default none)")
-    evaluate.add_argument("--confusion", default=None, help="PNG path (default beside the weights)")
+    evaluate.add_argument("--confusion", default=None,
+                          help="PNG path (default: confusion-WEIGHTS-SPLIT.png beside a weights file, "
+                          "or in the current folder for a released name)")
     evaluate.add_argument("--json", default=None, help="also write the metrics as JSON")
     evaluate.set_defaults(run=_cmd_evaluate)
 
