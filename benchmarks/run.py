@@ -11,7 +11,12 @@ configuration's alone.
 
 - Throughput: batch 128 of 32x32x3 random inputs; one warm-up block of steps
   (tracing, allocation), then ``--repeats`` blocks of ``--steps`` steps, images/s
-  per block; the table gives the median and the min-max spread.  Keras models train
+  per block; the table gives the median and the min-max spread.  ``--rounds N``
+  measures every configuration in N worker processes, the task list run N times
+  in alternating order (forward, backward, ...), and pools their blocks: on a
+  shared 2-core VM two processes of one configuration have differed by up to 45%
+  (ResNet-26 inference, 2026-11-27), which a single process per row cannot tell
+  from a difference between rows.  Keras models train
   with ``model.fit`` on a repeated `tf.data` batch (what a user runs), timed from
   the epoch's first step to its last (callbacks): a ``fit`` call's own setup and
   teardown, paid once per epoch in real training, sometimes costs 2.4 s here,
@@ -389,6 +394,29 @@ def _tasks(models, steps, repeats, implementations, backends, backend_models, pr
                            steps=key_steps, repeats=key_repeats)
 
 
+def round_order(tasks, rounds):
+    """The tasks of ``rounds`` rounds: the list forward, then backward, and so on, so that neighbours in the
+    list (keras_wrn, plain Keras, PyTorch of one model) take turns at going first."""
+    for index in range(rounds):
+        yield from (tasks if index % 2 == 0 else tasks[::-1])
+
+
+def merge_rounds(rows):
+    """One row per configuration (model, implementation, precision, backend) from the rows of every round:
+    the blocks of all its processes pooled, the highest peak RSS, ``processes`` how many were pooled."""
+    merged = {}
+    for row in rows:
+        key = (row["model"], row["implementation"], row.get("precision", "float32"), row.get("backend"))
+        if key not in merged:
+            merged[key] = dict(row, processes=1)
+        elif not row.get("skipped"):
+            into = merged[key]
+            into.update(train=into["train"] + row["train"], infer=into["infer"] + row["infer"],
+                        peak_rss_mib=max(into["peak_rss_mib"], row["peak_rss_mib"]),
+                        processes=into["processes"] + 1)
+    return list(merged.values())
+
+
 def default_precisions(flags, native_bfloat16, gpus):
     """``(precisions, why)``: float32; bfloat16 where native; float16 on a GPU or a CPU with AMX-FP16."""
     native, reason = native_bfloat16
@@ -459,10 +487,16 @@ def report(rows, builds, pipeline, matmul, command, backend, adapters=None, batc
         if true_peak:
             achieved += f" ({100 * best / true_peak:.0f}% of peak)"
         lines.append(f"| {precision} | {peaks[precision]['derivation'] if true_peak else '-'} | {achieved} |")
+    processes = max((row.get("processes", 1) for row in rows if not row.get("skipped")), default=1)
     lines += [
         "",
         f"Command: `{command}`",
         "",
+    ]
+    if processes > 1:
+        lines += [f"Each row pools the blocks of {processes} worker processes (`--rounds`), run in alternating "
+                  "order; medians and min-max are over all of them.", ""]
+    lines += [
         "| model | implementation | precision | trainable params | train img/s (min-max) | x PyTorch "
         "| train GFLOP/s (% of peak, % of matmul) | inference img/s (min-max) | x PyTorch "
         "| inference GFLOP/s (% of peak, % of matmul) | peak RSS MiB |",
@@ -534,6 +568,8 @@ def main(argv=None):
     parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS))
     parser.add_argument("--steps", type=int, default=None, help="steps per block (default: per model, 20 or less)")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="worker processes per configuration, their blocks pooled (default 1)")
     parser.add_argument("--builds", default=",".join(BUILDS), help="models whose build time is measured ('' none)")
     parser.add_argument("--data", default=None, help="extracted cifar10-jpeg, for the input pipeline row")
     parser.add_argument("--backend", default="tensorflow", choices=BACKENDS,
@@ -575,6 +611,8 @@ def main(argv=None):
     if set(others) - set(BACKENDS) or args.backend in others:
         raise SystemExit(f"--other-backends: expected some of {[b for b in BACKENDS if b != args.backend]}, "
                          f"got {others}")
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds: expected an integer >= 1, got {args.rounds}")
     precisions = None if args.precisions is None else [p for p in args.precisions.split(",") if p]
     if precisions is not None and (set(precisions) - set(PRECISIONS) or not precisions):
         raise SystemExit(f"--precisions: expected some of {list(PRECISIONS)}, got {precisions}")
@@ -592,8 +630,10 @@ def main(argv=None):
                    precision_models=precision_models if len(precisions) > 1 else [])
     matmul = dict(size=machine["size"], rates=machine["rates"])
     rows, macs = [], {}
-    for task in _tasks(models, args.steps, args.repeats or 5, implementations, others,
-                       [m for m in args.backend_models.split(",") if m], precisions, precision_models):
+    tasks = list(_tasks(models, args.steps, args.repeats or 5, implementations, others,
+                        [m for m in args.backend_models.split(",") if m], precisions, precision_models))
+    for task in round_order(tasks, args.rounds):
+        task = dict(task)
         if args.steps is None and task["model"] not in STEPS:
             task["steps"] = 20
         task.update(batch=args.batch, macs=macs.get(task["model"]))
@@ -612,6 +652,7 @@ def main(argv=None):
                                args.backend)
     builds = [_run_worker(dict(kind="build", model=name), args.backend) for name in args.builds.split(",") if name]
     pipeline = _pipeline(args.data, 3) if args.data else None
+    rows = merge_rounds(rows)
     text = report(rows, builds, pipeline, matmul, command, args.backend, adapters, args.batch, machine)
     print(text)
     if args.out:

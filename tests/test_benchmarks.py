@@ -122,6 +122,27 @@ def test_default_precisions_and_tasks():
                      ("resnet26-series", "keras_wrn"), ("resnet26-series", "PyTorch eager")]
 
 
+def test_rounds_alternate_the_order_and_pool_each_configurations_blocks():
+    run = _load("run")
+    tasks = [dict(model="m", implementation=i) for i in ("keras_wrn", "PyTorch eager")]
+    order = [t["implementation"] for t in run.round_order(tasks, 3)]
+    assert order == ["keras_wrn", "PyTorch eager", "PyTorch eager", "keras_wrn", "keras_wrn", "PyTorch eager"]
+
+    def row(implementation, rate, rss, precision="float32"):
+        return dict(model="m", implementation=implementation, precision=precision, backend="tensorflow",
+                    train=[rate, rate + 1], infer=[10 * rate], peak_rss_mib=rss, params=5, macs=1)
+
+    rows = run.merge_rounds([row("keras_wrn", 1, 100), row("PyTorch eager", 1, 300), row("PyTorch eager", 2, 200),
+                             row("keras_wrn", 4, 50), row("keras_wrn", 7, 70, "bfloat16")])
+    assert [(r["implementation"], r["precision"], r["processes"]) for r in rows] == [
+        ("keras_wrn", "float32", 2), ("PyTorch eager", "float32", 2), ("keras_wrn", "bfloat16", 1)]
+    assert rows[0]["train"] == [1, 2, 4, 5] and rows[0]["infer"] == [10, 40] and rows[0]["peak_rss_mib"] == 100
+    assert rows[1]["train"] == [1, 2, 2, 3] and rows[1]["peak_rss_mib"] == 300
+    table = run.report(rows, [], None, dict(size=8, rates={"float32": {"NumPy": 100.0}}), "cmd", "tensorflow")
+    assert "pools the blocks of 2 worker processes" in table
+    assert "| m | keras_wrn | float32 | 5 | 3 (1-5) | 1.50 |" in table  # pooled medians: 3 against PyTorch's 2
+
+
 @pytest.mark.slow
 def test_benchmark_quick_run_compares_equal_architectures():
     out = subprocess.run([sys.executable, RUN, "--quick", "--models", "wrn-16-1,resnet26-series", "--other-backends",
@@ -148,6 +169,7 @@ def test_benchmark_quick_run_compares_equal_architectures():
     ("--other-backends", "tensorflow", "--other-backends: expected some of ['jax', 'torch']"),  # the main backend
     ("--implementations", "keras_wrn,caffe", "--implementations: unknown ['caffe']"),
     ("--precisions", "float32,float64", "--precisions: expected some of ['float32', 'bfloat16', 'float16']"),
+    ("--rounds", "0", "--rounds: expected an integer >= 1, got 0"),
 ])
 def test_benchmark_rejects_bad_arguments_before_measuring(argument, value, message):
     out = subprocess.run([sys.executable, RUN, argument, value, "--out", ""],
