@@ -9,9 +9,10 @@ Builders return Functional `keras.Model`s, compiled with the papers' optimizer:
 The names below are imported on first use, so ``import keras_wrn`` (and the
 ``keras-wrn`` command) does not load TensorFlow before it is needed.  The
 package's Keras objects (its BatchNormalization, ChannelZeroPad,
-SpatialSubsample, CoupledWeightDecaySGD) are registered with Keras as soon as
-Keras is imported, before or after ``import keras_wrn``, so
-``keras.saving.load_model`` reads any keras_wrn ``.keras`` file in a new process.
+SpatialSubsample, CoupledWeightDecaySGD, the `fast` recipe's OneCycle schedule
+and smoothed loss) are registered with Keras as soon as Keras is imported,
+before or after ``import keras_wrn``, so ``keras.saving.load_model`` reads any
+keras_wrn ``.keras`` file in a new process.
 """
 
 import importlib
@@ -22,7 +23,7 @@ import sys
 __version__ = "0.1.0"
 
 # Modules whose import registers keras_wrn's serializable classes with Keras.
-_SERIALIZABLE_MODULES = ("keras_wrn.blocks", "keras_wrn.optimizers")
+_SERIALIZABLE_MODULES = ("keras_wrn.blocks", "keras_wrn.optimizers", "keras_wrn.recipes", "keras_wrn.losses")
 
 
 def _register_serializables():

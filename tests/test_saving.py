@@ -21,6 +21,9 @@ for kind in kinds:
     x, y = np.load(f"{{out}}/{{kind}}.x.npy"), np.load(f"{{out}}/{{kind}}.y.npy")
     assert np.array_equal(model(x, training=False), y), kind
     assert type(model.optimizer).__name__ == "CoupledWeightDecaySGD", kind
+    if kind == "fast":  # compiled as `keras-wrn train --recipe fast` compiles
+        assert model.optimizer.get_config()["learning_rate"]["class_name"] == "OneCycle"
+        assert type(model.loss).__name__ == "SmoothedSparseCategoricalCrossentropy"
 print("LOADED", len(kinds))
 """
 
@@ -34,9 +37,12 @@ def run(code, *args):
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    """Every family, a domain model of a MultiDomainNetwork and a release's model (preprocessing inside),
-    trained one step (two of them) and saved compiled."""
+    """Every family, a domain model of a MultiDomainNetwork, a release's model (preprocessing inside) and a
+    model compiled with the `fast` recipe's schedule and loss, trained one step (three of them), saved compiled."""
     import keras_wrn
+    from keras_wrn.losses import recipe_loss
+    from keras_wrn.optimizers import CoupledWeightDecaySGD
+    from keras_wrn.recipes import get_recipe, learning_rate_schedule
 
     out = tmp_path_factory.mktemp("saved")
     rng = np.random.default_rng(0)
@@ -47,11 +53,16 @@ def saved(tmp_path_factory):
                                            width_factor=0.25)
     models["domain"] = network["b"]
     models["release"] = keras_wrn.create_model("wrn-16-1.cifar10-jpeg-e10")  # with its Normalization layer
+    fast = get_recipe("fast")
+    models["fast"] = build_tiny("wrn", classes=5, compile=False)
+    models["fast"].compile(optimizer=CoupledWeightDecaySGD(learning_rate=learning_rate_schedule(fast, 10, 2),
+                                                           nesterov=True, l2=fast.weight_decay),
+                           loss=recipe_loss(fast.label_smoothing, from_logits=False))
     for kind, model in models.items():
         x = rng.normal(size=(4,) + tuple(model.input_shape[1:])).astype("float32")
         if kind == "release":
             x = rng.integers(0, 256, size=x.shape).astype("float32")  # raw pixels
-        if kind in ("wrn", "domain"):  # moving statistics and the optimizer's state too
+        if kind in ("wrn", "domain", "fast"):  # moving statistics and the optimizer's state too
             model.fit(x, np.arange(4) % 3, epochs=1, verbose=0)
         model.save(out / f"{kind}.keras")
         np.save(out / f"{kind}.x.npy", x)
@@ -61,7 +72,7 @@ def saved(tmp_path_factory):
 
 def test_keras_files_reload_in_a_fresh_process(saved):
     out, kinds = saved
-    assert len(kinds) == 9
+    assert len(kinds) == 10
     assert f"LOADED {len(kinds)}" in run(LOAD.format(imports="import keras_wrn\nimport keras"), out, *kinds)
 
 
@@ -69,6 +80,24 @@ def test_keras_imported_first_works_too(saved):
     """Keras loaded before keras_wrn takes the other registration path (one file is enough for it)."""
     out, _ = saved
     assert "LOADED 1" in run(LOAD.format(imports="import keras\nimport keras_wrn"), out, "domain")
+
+
+def test_every_module_with_serializable_classes_is_registered_on_import():
+    """A module that registers Keras classes must be among those `import keras_wrn` imports once Keras is
+    loaded, or files that use its classes fail to load in a new process (the `fast` recipe's did)."""
+    import keras_wrn
+
+    package = os.path.dirname(os.path.abspath(keras_wrn.__file__))
+    registering = set()
+    for folder, _, files in os.walk(package):
+        for file in files:
+            path = os.path.join(folder, file)
+            if file.endswith(".py") and file != "__init__.py" or file == "__init__.py" and folder != package:
+                with open(path, encoding="utf-8") as stream:
+                    if "register_keras_serializable" in stream.read():
+                        module = os.path.relpath(path, os.path.dirname(package))[:-3].replace(os.sep, ".")
+                        registering.add(module.removesuffix(".__init__"))
+    assert registering == set(keras_wrn._SERIALIZABLE_MODULES)
 
 
 def test_import_keras_wrn_does_not_import_keras():
