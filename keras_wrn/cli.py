@@ -19,7 +19,8 @@ import shlex
 import sys
 
 from keras_wrn import __version__
-from keras_wrn.plotting import GraphvizMissingError
+from keras_wrn.io import atomic_write, write_json
+from keras_wrn.plotting import GraphvizMissingError, plot_architecture
 from keras_wrn.precision import CHOICES as PRECISIONS
 from keras_wrn.variants import list_models
 
@@ -123,8 +124,6 @@ def _cmd_summary(args):
 
 
 def _cmd_plot(args):
-    from keras_wrn.plotting import plot_architecture  # deferred: TensorFlow
-
     path = plot_architecture(_build(args), args.out, dpi=args.dpi, level=args.level)
     print(f"wrote {path}")
 
@@ -257,8 +256,6 @@ CONVERTERS = ("wrn-pytorch", "titu1994-wrn", "asmith26-wrn", "titu1994-ror")
 
 def _cmd_convert(args):
     import importlib
-
-    from keras_wrn.io import atomic_write, write_json  # deferred: TensorFlow
 
     out = args.out
     if not out.endswith(".weights.h5"):
