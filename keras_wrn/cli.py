@@ -8,8 +8,9 @@
     keras-wrn evaluate NAME --weights RELEASE|FILE --data DIR [--split test] [--confusion OUT.png]
     keras-wrn weights list|show|verify|download|release ...
     keras-wrn decathlon score DOMAIN=ERROR ... [--accuracy]
+    keras-wrn decathlon train --data DIR --domains D1,D2 --mode M --out DIR [--source W]
     keras-wrn decathlon compare --source W --out DIR [--domains digits,lfw-faces]
-    keras-wrn convert SRC OUT.weights.h5 [--from wrn-pytorch|titu1994-wrn|asmith26-wrn] [--backend theano]
+    keras-wrn convert SRC OUT.weights.h5 [--from wrn-pytorch|titu1994-wrn|asmith26-wrn|titu1994-ror] [--backend theano]
 """
 
 import argparse

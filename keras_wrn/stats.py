@@ -1,7 +1,7 @@
 """Model statistics: parameters, multiply-accumulates and activation memory per image.
 
-`model_stats` walks the nodes of a Functional model (so a layer shared by
-several models is counted once per call in *this* graph) and counts
+`model_stats` visits each layer of a Functional model once, with the shapes of
+its first call, and counts
 
 - multiply-accumulates (MACs) of convolutions and dense layers for one image:
   ``H_out * W_out * C_out * K_h * K_w * C_in / groups`` and ``in * out``;

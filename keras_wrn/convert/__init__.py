@@ -9,7 +9,8 @@
   reason where the seed's network is not the paper's.
 
 Every converter reads tensors without unpickling arbitrary objects and returns
-a keras_wrn model whose outputs equal the original's on the same (normalised,
+a keras_wrn model (the residual-adapter one: a ``(MultiDomainNetwork, mode)``
+pair) whose outputs equal the original's on the same (normalised,
 channels-last) input.
 """
 

@@ -1,4 +1,4 @@
-"""The residual-adapter reference code's ResNet-26 parameters (seed 001, PyTorch) -> `MultiDomainNetwork`.
+"""The residual-adapter reference code's ResNet-26 parameters (seed 001, PyTorch) -> `(MultiDomainNetwork, mode)`.
 
 Keys of its ``state_dict`` (task index ``t``; ``U`` a conv unit: ``pre_layers_conv``,
 ``layer{s}.{b}.conv1`` or ``layer{s}.{b}.conv2.1``)::

@@ -1,4 +1,4 @@
-"""One module per family; each exposes one builder and its `Family` record."""
+"""One module per family, each exposing its builder and `Family` record; `ror` holds two (RoR-3 and Pre-RoR-3)."""
 
 from keras_wrn.models.preact_resnet import create_pre_activation_resnet
 from keras_wrn.models.resnet26 import resnet26

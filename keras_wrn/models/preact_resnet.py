@@ -6,7 +6,7 @@ stages 2 and 3 striding by 2; final BN-ReLU, global average pooling, classifier.
 - basic units (two 3x3 convs, widths 16k/32k/64k): depth = 6n + 2 (ResNet-110);
 - bottleneck units (1x1-3x3-1x1, 16k->64k, 32k->128k, 64k->256k):
   depth = 9n + 2 (ResNet-164, ResNet-1001);
-- ``width`` k > 1 gives the wide variant of seed 004 (basic units, widths x k).
+- ``width`` k > 1 gives the wide variant of seed 004 (widths x k; basic units below depth 164, like k = 1).
 
 Block type by default follows the paper: basic units up to 110 layers,
 bottleneck units from 164 layers on (many depths, e.g. 110 and 164, are of both

@@ -1,26 +1,16 @@
 """Resumable training with the papers' recipes (``keras-wrn train``) and evaluation (``keras-wrn evaluate``).
 
-A run directory holds::
-
-    run.json                 what the run is (model, recipe, epochs, data, seed, normalisation)
-    state.json               the commit point: last completed epoch, history, best epoch
-    checkpoint-EPOCH.weights.h5  model + optimizer state (iterations = schedule position)
-    last.weights.h5, best.weights.h5
-    log.csv, curves.png, tensorboard/
-    test.json                with a validation split (``val_fraction``): the test split, measured once at the end
-
-`train` runs one ``model.fit`` call per epoch on a dataset whose shuffle and
-augmentation seeds are derived from ``(seed, epoch)``; after each epoch every
-file is written to a temporary name and renamed into place, and ``state.json``
-is replaced last.  A run killed at any moment (even during a save) resumes
-with ``resume=True`` (``--resume``) from its last completed epoch and reaches
-the same weights as an uninterrupted run.  Keras' `BackupAndRestore` is not
-used: it writes its backup in place (not atomically) and cannot re-seed the
-input pipeline per epoch.
+A run directory's files and its per-epoch commit protocol are described in
+`keras_wrn.training.rundir`.  `train` runs one ``model.fit`` call per epoch on a
+dataset whose shuffle and augmentation seeds are derived from ``(seed, epoch)``;
+a run killed at any moment (even during a save) resumes with ``resume=True``
+(``--resume``) from its last committed epoch and reaches the same weights as an
+uninterrupted run.  Keras' `BackupAndRestore` is not used: it writes its backup
+in place (not atomically) and cannot re-seed the input pipeline per epoch.
 
 Modules:
 
-- `loop`: `train`, and building a run's model (`outputs_logits`);
+- `loop`: `train`, and building a run's model (`build_for_run`);
 - `rundir`: run.json/state.json, the per-epoch commit protocol, log.csv and curves.png;
 - `normalization`: the run's mean/std or ZCA normalisation and the input pipeline;
 - `distribute`: `make_strategy`, `use_cpu_devices` and the keras-team/keras#20585 workaround;

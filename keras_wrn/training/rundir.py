@@ -8,6 +8,7 @@ A run directory holds::
     last.weights.h5, best.weights.h5
     zca.npz                  ZCA runs only: the whitening (see `keras_wrn.training.normalization`)
     log.csv, curves.png, tensorboard/
+    test.json                with a validation split (``val_fraction``): the test split, measured once at the end
 
 The commit protocol (`commit_epoch`): after each epoch every file is written
 to a temporary name and renamed into place (`keras_wrn.io.atomic_write`), and
