@@ -166,9 +166,19 @@ def _cmd_train(args):
               f"validation split): top-1 error {100 * test['top1_error']:.2f}% on {test['images']} images")
 
 
+def _require_folder_of(option, path):
+    """Refuse an output path whose folder does not exist, before any work is done for it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option} {path!r}: the folder {folder!r} does not exist.")
+
+
 def _cmd_evaluate(args):
     from keras_wrn.training import evaluate  # deferred: TensorFlow
 
+    for option, path in (("--json", args.json), ("--confusion", args.confusion)):
+        if path:
+            _require_folder_of(option, path)
     confusion = args.confusion
     if confusion is None:
         base = os.path.basename(args.weights).removesuffix(".weights.h5")
@@ -182,8 +192,7 @@ def _cmd_evaluate(args):
           f"top-1 error {100 * result['top1_error']:.2f}%{tta}")
     print(f"confusion matrix: {result['confusion_png']}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as stream:
-            json.dump(result, stream, indent=2)
+        write_json(args.json, result)
         print(f"metrics: {args.json}")
 
 

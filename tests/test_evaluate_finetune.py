@@ -60,6 +60,19 @@ def test_evaluate_cli_prints_the_error_and_writes_json(trained, tmp_path):
     assert os.path.exists(tmp_path / "cm.png")
 
 
+@pytest.mark.parametrize("option", ["--json", "--confusion"])
+def test_evaluate_cli_refuses_an_output_in_a_missing_folder_before_evaluating(option, tmp_path, capsys):
+    from keras_wrn.cli import main
+
+    target = str(tmp_path / "missing" / "out.file")
+    code = main(["evaluate", "wrn-16-1", "--weights", str(tmp_path / "none.weights.h5"), "--data", str(tmp_path),
+                 option, target])
+    assert code == 2  # the missing weights and data would be reported only after this check
+    assert capsys.readouterr().err.strip() == (f"keras-wrn evaluate: error: {option} {target!r}: the folder "
+                                               f"{str(tmp_path / 'missing')!r} does not exist.")
+    assert os.listdir(tmp_path) == []
+
+
 def test_evaluate_errors(trained, tmp_path):
     data, run = trained
     with pytest.raises(ValueError, match="belongs to a run of model 'wrn-16-1'"):
