@@ -1,6 +1,7 @@
 """`.keras` files of every family reload in a NEW process after `import keras_wrn` (either import order)."""
 
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -87,16 +88,10 @@ def test_every_module_with_serializable_classes_is_registered_on_import():
     loaded, or files that use its classes fail to load in a new process (the `fast` recipe's did)."""
     import keras_wrn
 
-    package = os.path.dirname(os.path.abspath(keras_wrn.__file__))
-    registering = set()
-    for folder, _, files in os.walk(package):
-        for file in files:
-            path = os.path.join(folder, file)
-            if file.endswith(".py") and file != "__init__.py" or file == "__init__.py" and folder != package:
-                with open(path, encoding="utf-8") as stream:
-                    if "register_keras_serializable" in stream.read():
-                        module = os.path.relpath(path, os.path.dirname(package))[:-3].replace(os.sep, ".")
-                        registering.add(module.removesuffix(".__init__"))
+    package = pathlib.Path(keras_wrn.__file__).parent
+    sources = (path for path in package.rglob("*.py") if path != package / "__init__.py")
+    registering = {".".join(path.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__")
+                   for path in sources if "register_keras_serializable" in path.read_text(encoding="utf-8")}
     assert registering == set(keras_wrn._SERIALIZABLE_MODULES)
 
 
