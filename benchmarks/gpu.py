@@ -607,7 +607,7 @@ def keras_job(key, precision, x, y, steps, repeats):
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     start = time.perf_counter()
-    model = run._keras_wrn_model(key, precision)
+    model = run.keras_wrn_model(key, precision)
     build = time.perf_counter() - start
     if precision_of(model) != precision:
         raise ValueError(f"keras_wrn built {key} at {precision_of(model)}, not {precision}")
@@ -658,7 +658,7 @@ def torch_job(key, precision, x, y, steps, repeats, device, compiled):
     torch.manual_seed(0)
     if compiled:
         torch._dynamo.reset()  # no graphs or guards of the previous job
-    model = run._other_model(key, "PyTorch eager").to(device=device, memory_format=torch.channels_last)
+    model = run.other_model(key, "PyTorch eager").to(device=device, memory_format=torch.channels_last)
     forward = torch.compile(model) if compiled else model
     train, train_first = timed_blocks(torch_loop(model, forward, x, y, True, precision, device), steps, repeats,
                                       len(x))

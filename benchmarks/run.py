@@ -151,7 +151,7 @@ def blocks(step, steps, repeats, batch=BATCH):
 # ----------------------------------------------------------------------------- models
 
 
-def _keras_wrn_model(key, precision="float32"):
+def keras_wrn_model(key, precision="float32"):
     """keras_wrn's own model for ``key`` at ``precision`` (compiled as the package compiles it)."""
     import keras_wrn
     from keras_wrn.adapters import MultiDomainNetwork, resnet26
@@ -170,7 +170,7 @@ def _keras_wrn_model(key, precision="float32"):
     return keras_wrn.create_model(key, classifier_activation=None, precision=precision)
 
 
-def _other_model(key, implementation):
+def other_model(key, implementation):
     import reference_models as ref
 
     torch = implementation == "PyTorch eager"
@@ -191,7 +191,7 @@ def _other_model(key, implementation):
     return ref.plain_keras_resnet26()
 
 
-def _keras_runner(model, x, y, train):
+def keras_runner(model, x, y, train):
     import keras
     import tensorflow as tf
 
@@ -221,7 +221,7 @@ def _keras_runner(model, x, y, train):
     return fit
 
 
-def _torch_runner(model, x, y, train, precision="float32"):
+def torch_runner(model, x, y, train, precision="float32"):
     """PyTorch's eager loop on ``channels_last`` inputs; forward and loss under autocast below float32."""
     import contextlib
 
@@ -275,7 +275,7 @@ def worker(task):
     key, implementation, precision = task["model"], task["implementation"], task.get("precision", "float32")
     start = time.perf_counter()
     ours = implementation.startswith("keras_wrn")
-    model = _keras_wrn_model(key, precision) if ours else _other_model(key, implementation)
+    model = keras_wrn_model(key, precision) if ours else other_model(key, implementation)
     build = time.perf_counter() - start
     if model is None:
         return dict(task, skipped=True)
@@ -291,17 +291,17 @@ def worker(task):
 
         model = model.to(memory_format=torch.channels_last)
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        runner = functools.partial(_torch_runner, precision=precision)
+        runner = functools.partial(torch_runner, precision=precision)
     else:
         from keras_wrn.stats import count_parameters  # in the worker: Keras starts there
 
         params = count_parameters(model.trainable_weights)
-        runner = _keras_runner
+        runner = keras_runner
     macs = task.get("macs")
     if macs is None:  # the architecture's count, the same for every implementation: measured once per model
         from keras_wrn.stats import model_stats
 
-        macs = model_stats(model if ours and precision == "float32" else _keras_wrn_model(key))["macs"]
+        macs = model_stats(model if ours and precision == "float32" else keras_wrn_model(key))["macs"]
     train = blocks(runner(model, x, y, True), task["steps"], task["repeats"], batch)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     infer = blocks(runner(model, x, y, False), task["steps"], task["repeats"], batch)
@@ -345,10 +345,10 @@ def paired(task):
     x = rng.standard_normal((batch, 32, 32, 3)).astype(np.float32)
     y = rng.integers(0, 10, batch).astype(np.int32)
     keys, steps, repeats = task["models"], task["steps"], task["repeats"]
-    models = {key: _keras_wrn_model(key) for key in keys}
+    models = {key: keras_wrn_model(key) for key in keys}
     result = dict(task)
     for phase, train in (("train", True), ("infer", False)):
-        runners = {key: _keras_runner(model, x, y, train) for key, model in models.items()}
+        runners = {key: keras_runner(model, x, y, train) for key, model in models.items()}
         for run in runners.values():
             run(steps)  # warm-up
         seconds = {key: [] for key in keys}
