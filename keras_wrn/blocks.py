@@ -28,6 +28,8 @@ BN_EPSILON = 1e-5
 CONV_INITIALIZER = "he_normal"
 # Activation dtypes TensorFlow's fused BatchNorm kernel takes (with float32 scale, offset, statistics).
 FUSED_DTYPES = ("float32", "bfloat16", "float16")
+# When `BatchNormalization` folds itself into the convolution before it at inference.
+FOLDS = ("never", "below-float32", "always")
 
 
 def conv_layer(filters, kernel_size, strides=1):
@@ -80,7 +82,36 @@ class BatchNormalization(layers.BatchNormalization):
     does everything when the environment variable ``KERAS_WRN_FUSED_BATCH_NORM``
     is ``0`` at model tracing (to reproduce Keras' arithmetic bit for bit, e.g. to
     compare with a multi-replica run).
+
+    ``fold_into_conv`` (one of `FOLDS`; this package's builders set it, "never"
+    where the convolution's output has a second consumer) folds the
+    normalisation into the convolution whose output it reads, at inference in a
+    traced TensorFlow
+    function (``predict``, ``evaluate``, a ``tf.function`` call with
+    ``training=False``): the convolution is recomputed with the kernel scaled per
+    output channel, ``kernel * gamma / sqrt(var + eps)``, plus the bias
+    ``beta - mean * gamma / sqrt(var + eps)``, both formed in float32 from the
+    variables and then cast to the compute dtype, and the unscaled convolution,
+    left without consumers, is pruned.  Grappler folds a FusedBatchNorm into the
+    convolution only in float32; a BiasAdd it fuses, with the ReLU or the
+    residual Add + ReLU after it, into one oneDNN convolution at every precision
+    (``benchmarks/fast_paths.md``: ResNet-26 inference 1.41x in bfloat16 and
+    1.06x in float32, WRN-16-1/-4 1.08x/1.07x in bfloat16).  In float32 Grappler already folds BN (+ ReLU) into the convolution,
+    so there the fold pays only where a residual Add + ReLU follows
+    (``"always"``); elsewhere (``"below-float32"``) scaling the kernel each call
+    costs 1-2% for nothing.  Same function to rounding: the fold changes only
+    where bfloat16 rounds.  Anything else (eager calls, training, an input that is not a plain
+    NHWC ``Conv2D`` output, another backend) normalises as above.
     """
+
+    def __init__(self, *args, fold_into_conv="never", **kwargs):
+        super().__init__(*args, **kwargs)
+        if fold_into_conv not in FOLDS:
+            raise ValueError(f"BatchNormalization: fold_into_conv={fold_into_conv!r}; expected one of {FOLDS}.")
+        self.fold_into_conv = fold_into_conv
+
+    def get_config(self):
+        return dict(super().get_config(), fold_into_conv=self.fold_into_conv)
 
     def _fusable(self, inputs, batch_statistics, mask):
         return (os.environ.get("KERAS_WRN_FUSED_BATCH_NORM", "1") != "0" and mask is None and not self.renorm
@@ -95,6 +126,11 @@ class BatchNormalization(layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf  # deferred: only the TensorFlow backend uses it
 
+        if not training and (self.fold_into_conv == "always" or (
+                self.fold_into_conv == "below-float32" and keras.backend.standardize_dtype(inputs.dtype) != "float32")):
+            folded = self._folded_convolution(inputs)
+            if folded is not None:
+                return folded
         if not batch_statistics:
             outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
                 inputs, self.gamma, self.beta, mean=self.moving_mean, variance=self.moving_variance,
@@ -108,15 +144,42 @@ class BatchNormalization(layers.BatchNormalization):
         self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         return outputs
 
+    def _folded_convolution(self, inputs):
+        """The inference output as one convolution with a scaled kernel plus a bias, or None where
+        ``inputs`` is not the sole output of a traced NHWC ``Conv2D`` (see the class docstring)."""
+        import tensorflow as tf  # deferred: only the TensorFlow backend calls this
 
-def batch_norm_layer(name):
-    """A `BatchNormalization` with Torch's momentum and epsilon, named ``name``."""
-    return BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+        if tf.executing_eagerly() or not hasattr(inputs, "op") or inputs.op.type != "Conv2D" or inputs.consumers():
+            return None
+        conv = inputs.op
+        if conv.get_attr("data_format") != b"NHWC" or conv.get_attr("padding") not in (b"SAME", b"VALID"):
+            return None
+        images, kernel = conv.inputs
+        if kernel.op.type == "Cast":  # a mixed policy's cast of the float32 kernel variable
+            kernel = kernel.op.inputs[0]
+        if kernel.dtype != tf.float32:
+            return None
+        scale = self.gamma * tf.math.rsqrt(self.moving_variance + self.epsilon)
+        bias = self.beta - self.moving_mean * scale
+        outputs = tf.nn.conv2d(images, tf.cast(kernel * scale, inputs.dtype), strides=conv.get_attr("strides"),
+                               padding=conv.get_attr("padding").decode(), dilations=conv.get_attr("dilations"),
+                               data_format="NHWC")
+        return tf.nn.bias_add(outputs, tf.cast(bias, inputs.dtype))
 
 
-def batch_norm(x, name):
+def batch_norm_layer(name, fold_into_conv="below-float32"):
+    """A `BatchNormalization` with Torch's momentum and epsilon, named ``name``.
+
+    ``fold_into_conv``: see `BatchNormalization`; "always" where a residual
+    addition follows, "never" where the convolution before it has another
+    consumer (it would be computed twice).
+    """
+    return BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name, fold_into_conv=fold_into_conv)
+
+
+def batch_norm(x, name, fold_into_conv="below-float32"):
     """BatchNormalization over the channel axis with Torch's momentum and epsilon."""
-    return batch_norm_layer(name)(x)
+    return batch_norm_layer(name, fold_into_conv)(x)
 
 
 class LayerBank:
@@ -161,8 +224,8 @@ class PlainUnits:
     def conv(self, x, filters, kernel_size, strides, name):
         return conv2d(x, filters, kernel_size, strides, name)
 
-    def bn(self, x, name):
-        return batch_norm(x, name)
+    def bn(self, x, name, fold_into_conv="below-float32"):
+        return batch_norm(x, name, fold_into_conv)
 
 
 PLAIN = PlainUnits()
@@ -200,8 +263,8 @@ class AdapterUnits:
     def layer(self, name, factory):
         return self.domain.get(name, factory)
 
-    def bn(self, x, name):
-        return self.domain.get(name, batch_norm_layer)(x)
+    def bn(self, x, name, fold_into_conv="below-float32"):
+        return self.domain.get(name, lambda layer_name: batch_norm_layer(layer_name, fold_into_conv))(x)
 
     def _pointwise(self, x, bank, filters, strides, name):
         if strides > 1:
@@ -221,14 +284,14 @@ class AdapterUnits:
         if self.adapter == "parallel":
             side = self._pointwise(inputs, self.domain, filters, strides, f"{name}_adapter")
         else:
-            side = self.bn(y, f"{name}_adapter_bn")
+            side = self.bn(y, f"{name}_adapter_bn", fold_into_conv="never")  # y also feeds the Add below
             side = self.domain.get(f"{name}_adapter", conv_layer(filters, 1))(side)
         return layers.Add(name=f"{name}_adapter_add")([y, side])
 
 
-def bn_relu(x, prefix, index="", units=PLAIN):
+def bn_relu(x, prefix, index="", units=PLAIN, fold_into_conv="below-float32"):
     """BN then ReLU, named ``{prefix}_bn{index}`` and ``{prefix}_relu{index}``."""
-    x = units.bn(x, f"{prefix}_bn{index}")
+    x = units.bn(x, f"{prefix}_bn{index}", fold_into_conv)
     return layers.ReLU(name=f"{prefix}_relu{index}")(x)
 
 
@@ -252,7 +315,7 @@ def preact_basic_block(x, filters, strides=1, dropout=0.0, name="block", units=P
     Layers: ``{name}_bn1, _relu1, _conv1, _bn2, _relu2, [_dropout], _conv2,
     [_shortcut_conv], _add``.
     """
-    preact = bn_relu(x, name, 1, units)
+    preact = bn_relu(x, name, 1, units, fold_into_conv="never")  # x (a stem conv's output, at most) feeds the shortcut too
     if needs_projection(x, filters, strides):
         shortcut = units.conv(preact, filters, 1, strides, f"{name}_shortcut_conv")
     else:
@@ -278,7 +341,7 @@ def preact_bottleneck_block(x, filters, strides=1, dropout=0.0, name="block", un
     Shapes: ``(B, H, W, C) -> (B, H / strides, W / strides, expansion * filters)``.
     """
     out_filters = expansion * filters
-    preact = bn_relu(x, name, 1, units)
+    preact = bn_relu(x, name, 1, units, fold_into_conv="never")  # x (a stem conv's output, at most) feeds the shortcut too
     if needs_projection(x, out_filters, strides):
         shortcut = units.conv(preact, out_filters, 1, strides, f"{name}_shortcut_conv")
     else:
@@ -305,7 +368,7 @@ def postact_basic_block(x, filters, strides=1, dropout=0.0, name="block", units=
     """
     if needs_projection(x, filters, strides):
         shortcut = units.conv(x, filters, 1, strides, f"{name}_shortcut_conv")
-        shortcut = units.bn(shortcut, f"{name}_shortcut_bn")
+        shortcut = units.bn(shortcut, f"{name}_shortcut_bn", fold_into_conv="always")
     else:
         shortcut = x
     y = units.conv(x, filters, 3, strides, f"{name}_conv1")
@@ -313,16 +376,16 @@ def postact_basic_block(x, filters, strides=1, dropout=0.0, name="block", units=
     if dropout:
         y = layers.Dropout(dropout, name=f"{name}_dropout")(y)
     y = units.conv(y, filters, 3, 1, f"{name}_conv2")
-    y = units.bn(y, f"{name}_bn2")
+    y = units.bn(y, f"{name}_bn2", fold_into_conv="always")
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     if activate:
         y = layers.ReLU(name=f"{name}_out")(y)
     return y
 
 
-def conv_bn(x, filters, strides, name, units=PLAIN):
+def conv_bn(x, filters, strides, name, units=PLAIN, fold_into_conv="below-float32"):
     """A 3x3 conv unit with its BN, ``{name}`` and ``{name}_bn`` (ResNet-26's unit)."""
-    return units.bn(units.conv(x, filters, 3, strides, name), f"{name}_bn")
+    return units.bn(units.conv(x, filters, 3, strides, name), f"{name}_bn", fold_into_conv)
 
 
 def resnet26_basic_block(x, filters, strides=1, name="block", units=PLAIN):
@@ -337,7 +400,7 @@ def resnet26_basic_block(x, filters, strides=1, name="block", units=PLAIN):
     """
     y = conv_bn(x, filters, strides, f"{name}_conv1", units)
     y = layers.ReLU(name=f"{name}_relu1")(y)
-    y = conv_bn(y, filters, 1, f"{name}_conv2", units)
+    y = conv_bn(y, filters, 1, f"{name}_conv2", units, fold_into_conv="always")  # the residual Add follows
     shortcut = x
     if needs_projection(x, filters, strides):
         if strides > 1:

@@ -56,7 +56,7 @@ def pre_ror_blocks_per_group(depth, options=None):
 
 def _projection(x, filters, strides, name, with_bn, units):
     y = units.conv(x, filters, 1, strides, f"{name}_conv")
-    return units.bn(y, f"{name}_bn") if with_bn else y
+    return units.bn(y, f"{name}_bn", fold_into_conv="always") if with_bn else y  # a residual Add follows
 
 
 def ror3_backbone(x, config, units=PLAIN, preact=False):
