@@ -120,3 +120,81 @@ def test_layers_are_fused_and_serialise():
     assert bns and all(type(layer) is FusedBN for layer in bns)
     clone = keras.Model.from_config(model.get_config())
     assert type(clone.get_layer("group1_block1_bn1")) is FusedBN
+
+
+def _random_statistics(model, seed=0):
+    """Non-trivial BN weights and moving statistics, so that a wrong fold cannot pass as identity."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, FusedBN):
+            channels = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.3, channels),
+                               rng.normal(0, 0.5, channels), rng.uniform(0.5, 2.0, channels)])
+
+
+def _graph_ops(model, x):
+    """Op types of the traced inference graph (before Grappler), as ``predict`` traces it."""
+    function = tf.function(lambda inputs: model(inputs, training=False))
+    return [op.type for op in function.get_concrete_function(tf.TensorSpec(x.shape, tf.float32)).graph.get_operations()]
+
+
+@pytest.mark.parametrize("key, precision, folded_bns", [
+    ("resnet26", "bfloat16", 25),  # every conv's BN (stem + 24); the final BN reads an Add
+    ("resnet26", "float32", 12),  # float32: only the BNs before a residual Add ("always")
+    ("wrn-16-1", "bfloat16", 6),  # the BN between a block's two convs
+    ("wrn-16-1", "float32", 0),  # Grappler folds BN + ReLU itself in float32
+])
+def test_inference_folds_the_bn_into_its_conv_and_computes_the_same(key, precision, folded_bns):
+    import keras_wrn
+
+    keras.utils.set_random_seed(3)
+    x = np.random.default_rng(1).normal(0, 1, (4, 32, 32, 3)).astype("float32")
+    model = keras_wrn.create_model(key, input_shape=(32, 32, 3), precision=precision, compile=False)
+    _random_statistics(model)
+    bns = [layer for layer in model.layers if isinstance(layer, FusedBN)]
+    ops = _graph_ops(model, x)
+    assert ops.count("FusedBatchNormV3") == len(bns) - folded_bns
+    folded = model.predict_on_batch(x)
+    for layer in bns:
+        layer.fold_into_conv = "never"
+    assert _graph_ops(model, x).count("FusedBatchNormV3") == len(bns)
+    plain = keras.Model(model.inputs, model.outputs).predict_on_batch(x)  # a new predict function: traced again
+    scale = np.abs(plain).max()
+    assert scale > 0.1  # the random statistics make real logits
+    tolerance = 1e-4 if precision == "float32" else 3e-2  # bfloat16: the fold moves where the rounding happens
+    np.testing.assert_allclose(folded, plain, atol=tolerance * scale, rtol=0)
+    assert (np.argmax(folded, 1) == np.argmax(plain, 1)).mean() >= 0.75
+
+
+def test_fold_choices_follow_the_architecture():
+    import keras_wrn
+    from keras_wrn.adapters import MultiDomainNetwork
+
+    model = keras_wrn.create_model("resnet26", input_shape=(32, 32, 3), compile=False)
+    assert model.get_layer("stage1_block1_conv1_bn").fold_into_conv == "below-float32"
+    assert model.get_layer("stage1_block1_conv2_bn").fold_into_conv == "always"  # the residual Add follows
+    series = MultiDomainNetwork(adapter="series", input_shape=(32, 32, 3)).add_domain("d", 10)
+    assert series.get_layer("stage1_block1_conv1_adapter_bn").fold_into_conv == "never"  # its conv feeds an Add too
+    x = np.zeros((2, 32, 32, 3), "float32")
+    assert _graph_ops(series, x).count("Conv2D") == sum(isinstance(l, keras.layers.Conv2D) for l in series.layers)
+
+
+def test_fold_is_inference_only_and_eager_calls_normalise(monkeypatch):
+    x, fused, plain = pair()
+    fused.fold_into_conv = "always"
+    # eagerly there is no graph to fold into: the normal inference path
+    np.testing.assert_allclose(fused(x, training=False).numpy(), plain(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+    calls = []
+    monkeypatch.setattr(FusedBN, "_folded_convolution", lambda self, inputs: calls.append(1))
+    fused(x, training=False)
+    assert calls == [1]  # inference asks for the fold (the patched one declines)
+    fused(x, training=True)
+    assert calls == [1]  # training never does
+
+
+def test_fold_needs_a_known_value_and_round_trips():
+    with pytest.raises(ValueError, match="fold_into_conv='sometimes'"):
+        FusedBN(fold_into_conv="sometimes")
+    layer = FusedBN(fold_into_conv="always")
+    assert FusedBN.from_config(layer.get_config()).fold_into_conv == "always"
+    assert FusedBN().fold_into_conv == "never"  # the class alone never folds: a user's conv may have other readers
