@@ -95,9 +95,36 @@ class CoupledWeightDecaySGD(keras.optimizers.SGD):
             return
         momentum = ops.convert_to_tensor(self.momentum, dtype=dtype)
         buf = self.momentums[self._get_variable_index(variable)]
+        if self._apply_momentum_kernel(gradient, variable, learning_rate, momentum, buf):
+            return
         self.assign(buf, ops.add(ops.multiply(momentum, buf), gradient))
         direction = ops.add(gradient, ops.multiply(momentum, buf)) if self.nesterov else buf
         self.assign_sub(variable, ops.multiply(learning_rate, direction))
+
+    def _apply_momentum_kernel(self, gradient, variable, learning_rate, momentum, buf):
+        """The momentum and variable update above as TensorFlow's one ``ResourceApplyMomentum`` kernel.
+
+        Its arithmetic is the formula above (``accum = momentum * accum + g``,
+        then ``w -= lr * accum``, or ``w -= lr * (g + momentum * accum)`` with
+        Nesterov: Torch's scale, lr outside the buffer), in one pass over each
+        tensor instead of seven elementwise ops and their copies
+        (``benchmarks/fast_paths.md``: training 1-3% faster in bfloat16, within
+        1.4% either way in float32).  Only on the TensorFlow
+        backend, outside a distribution strategy (whose per-replica variables
+        the generic ops handle) and for dense gradients; returns whether it ran.
+        """
+        if keras.backend.backend() != "tensorflow":
+            return False
+        import tensorflow as tf  # deferred: only the TensorFlow backend gets here
+
+        accumulator = buf.value if isinstance(buf, keras.Variable) else buf  # the tf.Variable behind a Keras one
+        if (tf.distribute.has_strategy() or isinstance(gradient, tf.IndexedSlices)
+                or not hasattr(variable, "handle") or not hasattr(accumulator, "handle")):
+            return False
+        tf.raw_ops.ResourceApplyMomentum(var=variable.handle, accum=accumulator.handle, lr=learning_rate,
+                                         grad=gradient, momentum=momentum, use_locking=False,
+                                         use_nesterov=bool(self.nesterov))
+        return True
 
     def finalize_variable_values(self, var_list):
         if self.average_at_fit_end:

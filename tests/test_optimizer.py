@@ -130,3 +130,49 @@ def test_averaged_weights_without_averaging_leaves_the_weights():
     before = keras.ops.convert_to_numpy(variable).copy()
     with optimizer.averaged_weights([variable]):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), before)
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_tensorflow_momentum_kernel_is_taken_and_equals_the_generic_update(monkeypatch, nesterov):
+    """The one-kernel update (TensorFlow's ResourceApplyMomentum) against the elementwise formula, float32."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    w0 = rng.normal(size=(3, 3, 8, 16)).astype("float32")
+    grads = [rng.normal(size=w0.shape).astype("float32") for _ in range(5)]
+    lrs = [0.1, 0.1, 0.02, 0.02, 0.004]
+
+    def run(kernel):
+        taken = []
+        original = CoupledWeightDecaySGD._apply_momentum_kernel
+
+        def spy(self, *args):
+            taken.append(kernel and original(self, *args))
+            return taken[-1]
+
+        monkeypatch.setattr(CoupledWeightDecaySGD, "_apply_momentum_kernel", spy)
+        optimizer = CoupledWeightDecaySGD(learning_rate=0.1, nesterov=nesterov, l2=5e-4)
+        variable = keras.Variable(w0)
+        for g, lr in zip(grads, lrs):
+            optimizer.learning_rate = lr
+            optimizer.apply_gradients([(tf.constant(g), variable)])
+        return keras.ops.convert_to_numpy(variable), taken
+
+    fused, taken = run(True)
+    assert taken == [True] * 5
+    generic, taken = run(False)
+    assert taken == [False] * 5
+    np.testing.assert_allclose(fused, generic, rtol=1e-5, atol=1e-7)
+    assert np.abs(fused - w0).max() > 0.1  # the steps moved the weights
+
+
+def test_momentum_kernel_leaves_distribution_strategies_to_the_generic_update():
+    import tensorflow as tf
+
+    optimizer = CoupledWeightDecaySGD(learning_rate=0.1)
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        variable = tf.Variable(np.ones((2, 2), "float32"))
+        buf = tf.Variable(np.zeros((2, 2), "float32"))
+        assert not optimizer._apply_momentum_kernel(tf.ones((2, 2)), variable, tf.constant(0.1), tf.constant(0.9), buf)
+    assert optimizer._apply_momentum_kernel(tf.ones((2, 2)), tf.Variable(np.ones((2, 2), "float32")), tf.constant(0.1),
+                                            tf.constant(0.9), tf.Variable(np.zeros((2, 2), "float32")))
