@@ -193,6 +193,127 @@ def test_precision_paths_smoke_run_writes_its_table(tmp_path):
     assert reference.split("|")[4].strip() == "1.00" and reference.split("|")[6].strip() == "1.00"
 
 
+# ----------------------------------------------------------------------------- benchmarks/head_to_head.py
+
+
+def test_head_to_head_alternates_sides_and_pairs_neighbouring_blocks(monkeypatch):
+    """With scripted block times: the side going first alternates, each ratio comes from one pair, rounds pool."""
+    h2h = _load("head_to_head")
+    calls = []
+    seconds = {"keras_wrn": iter([1.0, 2.0, 4.0, 1.0, 1.0, 1.0, 1.0, 1.0] * 2),
+               "PyTorch eager": iter([2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0] * 2)}
+
+    class FakeServer:
+        def __init__(self, task):
+            self.side, self.ready, self.peak_rss_mib = task["side"], {"params": 7}, 1.0
+            self.process = type("Done", (), {"poll": staticmethod(lambda: 0)})
+
+        def block(self, phase, steps):
+            calls.append((self.side, phase, steps))
+            return next(seconds[self.side])
+
+    monkeypatch.setattr(h2h, "Server", FakeServer)
+    result = h2h.duel("wrn-16-1", "float32", pairs=4, batch=10, steps=(5, 3), rounds=2, pause=0)
+    first_round = calls[:16]
+    assert [side for side, _, _ in first_round[:8]] == ["keras_wrn", "PyTorch eager", "PyTorch eager", "keras_wrn"] * 2
+    assert {(phase, steps) for _, phase, steps in first_round} == {("train", 5), ("infer", 3)}
+    assert len(calls) == 32 and calls[16:] == first_round
+    # training pairs of the first round: keras_wrn 1 s vs 2 s, 2 vs 2 (PyTorch went first), 4 vs 1, 1 vs 1
+    assert result["ratios"]["train"][:4] == [2.0, 1.0, 0.25, 1.0]
+    assert len(result["ratios"]["train"]) == len(result["ratios"]["infer"]) == 8  # pairs x rounds
+    assert result["rates"]["keras_wrn"]["train"][0] == 5 * 10 / 1.0
+    text = h2h.report([result], "python benchmarks/head_to_head.py", dict(cpu="cpu", flags=[], versions={}))
+    row = next(line for line in text.splitlines() if line.startswith("| wrn-16-1 | float32 | training |"))
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    assert cells[3] == "5 x 4 x 2"
+    assert cells[6].startswith("1.00 (0.25-2.00)") and cells[7] == "2/8"
+
+
+@pytest.mark.parametrize("argument, value, message", [
+    ("--pairs", "0", "--pairs: expected an integer >= 1, got 0"),
+    ("--rounds", "-1", "--rounds: expected an integer >= 1, got -1"),
+    ("--precisions", "float64", "--precisions: expected some of ['float32', 'bfloat16', 'float16']"),
+    ("--steps", "3", "--steps: expected TRAIN,INFER (two integers >= 1), got '3'"),
+    ("--steps", "3,x", "--steps: expected TRAIN,INFER (two integers >= 1), got '3,x'"),
+])
+def test_head_to_head_rejects_bad_arguments_before_measuring(argument, value, message):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "head_to_head.py"), argument, value],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert message in out.stderr
+
+
+@pytest.mark.slow  # two server processes per configuration: about 40 s
+def test_head_to_head_smoke_run_writes_its_table(tmp_path):
+    out = tmp_path / "h2h.md"
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "head_to_head.py"), "--models",
+                             "wrn-16-1", "--precisions", "float32", "--pairs", "2", "--steps", "1,1", "--batch", "16",
+                             "--out", str(out)],
+                            capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in out.read_text().splitlines()
+            if line.startswith("| wrn-16-1 |")]
+    assert [row[2] for row in rows] == ["training", "inference"]
+    for row in rows:
+        assert row[3] == "1 x 2 x 1"
+        ratio = float(row[6].split()[0])
+        keras_rate, torch_rate = (float(row[i].split()[0].replace(",", "")) for i in (4, 5))
+        assert ratio > 0 and keras_rate > 0 and torch_rate > 0
+        assert int(row[7].split("/")[1]) == 2
+
+
+@pytest.mark.slow  # starts one Keras process
+def test_head_to_head_server_failure_names_the_configuration_and_shows_its_error():
+    h2h = _load("head_to_head")
+    with pytest.raises(RuntimeError, match="head-to-head server .*no-such-net") as raised:
+        h2h.Server(dict(side="keras_wrn", model="no-such-net", precision="float32", batch=4, train_steps=1,
+                        infer_steps=1))
+    assert "no-such-net" in str(raised.value).split("failed:")[1]  # the server's own error, from its log
+
+
+# ----------------------------------------------------------------------------- fast_paths.py, profile_step.py
+
+
+@pytest.mark.parametrize("script, argument, value, message", [
+    ("fast_paths", "--pairs", "0", "--pairs: expected an integer >= 1, got 0"),
+    ("fast_paths", "--paths", "fold,jit", "--paths: expected some of ['fold', 'momentum kernel'], got 'fold,jit'"),
+    ("fast_paths", "--precisions", "int8", "--precisions: expected some of ['float32', 'bfloat16', 'float16']"),
+    ("profile_step", "--steps", "0", "--steps: expected an integer >= 1, got 0"),
+    ("onednn_calls", "--steps", "0", "--steps: expected an integer >= 1, got 0"),
+])
+def test_fast_paths_and_profile_reject_bad_arguments_before_measuring(script, argument, value, message):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", f"{script}.py"), argument, value,
+                          "--out", ""], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert message in out.stderr
+
+
+def test_onednn_calls_counts_only_the_measured_steps():
+    onednn = _load("onednn_calls")
+    line = "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core,forward_training,src:f32,{}"
+    text = "\n".join([line.format(100.0), "warm-up done", onednn.MARK, line.format(3.0), line.format(5.0),
+                       "onednn_verbose,v1,info,oneDNN v3.7.3", "onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,"
+                       "undef,src:f32,1.5", "not a verbose line,exec,1,2,3"])
+    summary = onednn.summarise(text, steps=2)
+    assert summary == {("convolution", "forward_training", "brg_conv_fwd:avx512_core"): (4.0, 1.0),
+                       ("reorder", "undef", "jit:uni"): (0.75, 0.5)}
+
+
+@pytest.mark.slow  # two models per path: about 60 s
+def test_fast_paths_smoke_run_writes_its_table(tmp_path):
+    out = tmp_path / "paths.md"
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "fast_paths.py"), "--models",
+                             "wrn-16-1", "--precisions", "float32", "--pairs", "1", "--out", str(out)],
+                            capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in out.read_text().splitlines()
+            if line.startswith("| fold |") or line.startswith("| momentum kernel |")]
+    assert [(row[0], row[1], row[2]) for row in rows] == [("fold", "inference", "wrn-16-1"),
+                                                          ("momentum kernel", "training", "wrn-16-1")]
+    for row in rows:
+        assert float(row[7].split()[0]) > 0 and row[8].endswith("/1")
+
+
 # ----------------------------------------------------------------------------- benchmarks/gpu.py (no GPU needed)
 
 
