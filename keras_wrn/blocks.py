@@ -30,6 +30,7 @@ CONV_INITIALIZER = "he_normal"
 FUSED_DTYPES = ("float32", "bfloat16", "float16")
 # When `BatchNormalization` folds itself into the convolution before it at inference.
 FOLDS = ("never", "below-float32", "always")
+DEFAULT_FOLD = "below-float32"  # what the builders use unless a residual Add follows or the conv has other readers
 
 
 def conv_layer(filters, kernel_size, strides=1):
@@ -86,22 +87,23 @@ class BatchNormalization(layers.BatchNormalization):
     ``fold_into_conv`` (one of `FOLDS`; this package's builders set it, "never"
     where the convolution's output has a second consumer) folds the
     normalisation into the convolution whose output it reads, at inference in a
-    traced TensorFlow
-    function (``predict``, ``evaluate``, a ``tf.function`` call with
-    ``training=False``): the convolution is recomputed with the kernel scaled per
-    output channel, ``kernel * gamma / sqrt(var + eps)``, plus the bias
-    ``beta - mean * gamma / sqrt(var + eps)``, both formed in float32 from the
-    variables and then cast to the compute dtype, and the unscaled convolution,
+    traced TensorFlow function (``predict``, ``evaluate``, a ``tf.function``
+    call with ``training=False``): the convolution is recomputed with the kernel
+    scaled per output channel, ``kernel * gamma / sqrt(var + eps)``, plus the
+    bias ``beta - mean * gamma / sqrt(var + eps)``, both formed in float32 from
+    the variables and then cast to the compute dtype; the unscaled convolution,
     left without consumers, is pruned.  Grappler folds a FusedBatchNorm into the
-    convolution only in float32; a BiasAdd it fuses, with the ReLU or the
+    convolution only in float32, but a BiasAdd it fuses, with the ReLU or the
     residual Add + ReLU after it, into one oneDNN convolution at every precision
     (``benchmarks/fast_paths.md``: ResNet-26 inference 1.41x in bfloat16 and
-    1.06x in float32, WRN-16-1/-4 1.08x/1.07x in bfloat16).  In float32 Grappler already folds BN (+ ReLU) into the convolution,
-    so there the fold pays only where a residual Add + ReLU follows
-    (``"always"``); elsewhere (``"below-float32"``) scaling the kernel each call
-    costs 1-2% for nothing.  Same function to rounding: the fold changes only
-    where bfloat16 rounds.  Anything else (eager calls, training, an input that is not a plain
-    NHWC ``Conv2D`` output, another backend) normalises as above.
+    1.06x in float32, WRN-16-1 / WRN-16-4 1.08x / 1.07x in bfloat16).  In
+    float32, where Grappler's own fold covers BN + ReLU, it pays only where a
+    residual Add + ReLU follows (``"always"``); elsewhere
+    (``"below-float32"``, `DEFAULT_FOLD`) scaling the kernel on every call
+    would cost 1-2% for nothing.  The function is the same to rounding: the
+    fold only moves where bfloat16 rounds.  Eager calls, training, an input
+    that is not a plain NHWC ``Conv2D`` output and other backends normalise as
+    above.
     """
 
     def __init__(self, *args, fold_into_conv="never", **kwargs):
@@ -167,7 +169,7 @@ class BatchNormalization(layers.BatchNormalization):
         return tf.nn.bias_add(outputs, tf.cast(bias, inputs.dtype))
 
 
-def batch_norm_layer(name, fold_into_conv="below-float32"):
+def batch_norm_layer(name, fold_into_conv=DEFAULT_FOLD):
     """A `BatchNormalization` with Torch's momentum and epsilon, named ``name``.
 
     ``fold_into_conv``: see `BatchNormalization`; "always" where a residual
@@ -177,7 +179,7 @@ def batch_norm_layer(name, fold_into_conv="below-float32"):
     return BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name, fold_into_conv=fold_into_conv)
 
 
-def batch_norm(x, name, fold_into_conv="below-float32"):
+def batch_norm(x, name, fold_into_conv=DEFAULT_FOLD):
     """BatchNormalization over the channel axis with Torch's momentum and epsilon."""
     return batch_norm_layer(name, fold_into_conv)(x)
 
@@ -224,7 +226,7 @@ class PlainUnits:
     def conv(self, x, filters, kernel_size, strides, name):
         return conv2d(x, filters, kernel_size, strides, name)
 
-    def bn(self, x, name, fold_into_conv="below-float32"):
+    def bn(self, x, name, fold_into_conv=DEFAULT_FOLD):
         return batch_norm(x, name, fold_into_conv)
 
 
@@ -263,7 +265,7 @@ class AdapterUnits:
     def layer(self, name, factory):
         return self.domain.get(name, factory)
 
-    def bn(self, x, name, fold_into_conv="below-float32"):
+    def bn(self, x, name, fold_into_conv=DEFAULT_FOLD):
         return self.domain.get(name, lambda layer_name: batch_norm_layer(layer_name, fold_into_conv))(x)
 
     def _pointwise(self, x, bank, filters, strides, name):
@@ -289,7 +291,7 @@ class AdapterUnits:
         return layers.Add(name=f"{name}_adapter_add")([y, side])
 
 
-def bn_relu(x, prefix, index="", units=PLAIN, fold_into_conv="below-float32"):
+def bn_relu(x, prefix, index="", units=PLAIN, fold_into_conv=DEFAULT_FOLD):
     """BN then ReLU, named ``{prefix}_bn{index}`` and ``{prefix}_relu{index}``."""
     x = units.bn(x, f"{prefix}_bn{index}", fold_into_conv)
     return layers.ReLU(name=f"{prefix}_relu{index}")(x)
@@ -383,7 +385,7 @@ def postact_basic_block(x, filters, strides=1, dropout=0.0, name="block", units=
     return y
 
 
-def conv_bn(x, filters, strides, name, units=PLAIN, fold_into_conv="below-float32"):
+def conv_bn(x, filters, strides, name, units=PLAIN, fold_into_conv=DEFAULT_FOLD):
     """A 3x3 conv unit with its BN, ``{name}`` and ``{name}_bn`` (ResNet-26's unit)."""
     return units.bn(units.conv(x, filters, 3, strides, name), f"{name}_bn", fold_into_conv)
 
