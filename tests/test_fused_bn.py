@@ -198,3 +198,35 @@ def test_fold_needs_a_known_value_and_round_trips():
     layer = FusedBN(fold_into_conv="always")
     assert FusedBN.from_config(layer.get_config()).fold_into_conv == "always"
     assert FusedBN().fold_into_conv == "never"  # the class alone never folds: a user's conv may have other readers
+
+
+def test_a_saved_model_folds_the_same_way_in_a_fresh_process(tmp_path):
+    """`.keras` keeps each BN's fold setting; a new process's predict (folded) gives this one's outputs."""
+    import os
+    import subprocess
+    import sys
+
+    import keras_wrn
+
+    keras.utils.set_random_seed(5)
+    model = keras_wrn.create_model("resnet26", input_shape=(16, 16, 3), width_factor=0.25, precision="bfloat16")
+    _random_statistics(model, seed=2)
+    x = np.random.default_rng(4).normal(0, 1, (8, 16, 16, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", model.predict_on_batch(x))
+    code = """
+import sys, numpy as np, keras, keras_wrn
+from keras_wrn.blocks import BatchNormalization
+folder = sys.argv[1]
+model = keras.saving.load_model(folder + "/m.keras")
+folds = {layer.name: layer.fold_into_conv for layer in model.layers if isinstance(layer, BatchNormalization)}
+assert folds["stage1_block1_conv1_bn"] == "below-float32" and folds["stage1_block1_conv2_bn"] == "always", folds
+y = model.predict_on_batch(np.load(folder + "/x.npy"))
+assert np.array_equal(y, np.load(folder + "/y.npy")), np.abs(y - np.load(folder + "/y.npy")).max()
+print("SAME")
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "SAME" in out.stdout
