@@ -27,7 +27,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -61,9 +60,7 @@ def _models(key, precision, path):
 
 def compare(key, precision, path, pairs, steps):
     """Per-pair ratios (images/s with the path over without) and both sides' images/s."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((run.BATCH, 32, 32, 3)).astype(np.float32)
-    y = rng.integers(0, 10, run.BATCH).astype(np.int32)
+    x, y = run.random_batch()
     train = path == "momentum kernel"
     runners = {enabled: run.keras_runner(model, x, y, train)
                for enabled, model in _models(key, precision, path).items()}
@@ -133,11 +130,7 @@ def main(argv=None):
                 result = json.loads(out.stdout.strip().splitlines()[-1])
                 results.append(result)
                 print(f"{path:16s} {key:10s} {precision:9s} x{statistics.median(result['ratios']):.3f}", flush=True)
-    text = report(results, command)
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as stream:
-            stream.write(text)
+    run.publish(report(results, command), args.out)
     return results
 
 

@@ -39,7 +39,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -65,10 +64,7 @@ def serve(task, requests=sys.stdin, replies=None):
         replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
         sys.stdout.flush()
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    rng = np.random.default_rng(0)
-    batch = task["batch"]
-    x = rng.standard_normal((batch, 32, 32, 3)).astype(np.float32)
-    y = rng.integers(0, 10, batch).astype(np.int32)
+    x, y = run.random_batch(task["batch"])
     if task["side"] == "keras_wrn":
         from keras_wrn.precision import precision_of
         from keras_wrn.stats import count_parameters
@@ -262,11 +258,7 @@ def main(argv=None):
             results.append(result)
             print(f"{model:10s} {precision:9s} train x{statistics.median(result['ratios']['train']):.2f} "
                   f"inference x{statistics.median(result['ratios']['infer']):.2f}", flush=True)
-    text = report(results, command, _machine())
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as stream:
-            stream.write(text)
+    run.publish(report(results, command, _machine()), args.out)
     return results
 
 

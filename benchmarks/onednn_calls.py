@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -30,9 +29,7 @@ SIDES = ("tensorflow", "torch")
 
 def serve(side, key, precision, phase, steps):
     """Warm up, print `MARK`, run ``steps`` steps (in a process started with ONEDNN_VERBOSE=1)."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((run.BATCH, 32, 32, 3)).astype(np.float32)
-    y = rng.integers(0, 10, run.BATCH).astype(np.int32)
+    x, y = run.random_batch()
     if side == "tensorflow":
         step = run.keras_runner(run.keras_wrn_model(key, precision), x, y, phase == "train")
     else:
@@ -98,10 +95,7 @@ def main(argv=None):
         lines.append(f"| {', '.join(key)} | {cells[0]} | {cells[1]} |")
     lines.append(f"| total | {sum(v[0] for v in results['tensorflow'].values()):.1f} "
                  f"| {sum(v[0] for v in results['torch'].values()):.1f} |")
-    print("\n".join(lines))
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as stream:
-            stream.write("\n".join(lines) + "\n")
+    run.publish("\n".join(lines) + "\n", args.out)
     return results
 
 

@@ -111,11 +111,7 @@ def main(argv=None):
                 values = samples[key, name][phase]
                 cells += [run.spread(values), f"{statistics.median(values) / ref[phase]:.2f}"]
             lines.append(f"| {key} | {name} | " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as stream:
-            stream.write(text)
+    run.publish("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":

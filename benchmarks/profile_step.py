@@ -28,21 +28,14 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import run  # noqa: E402  (benchmarks/run.py: the models and runners every benchmark shares)
 from keras_wrn.provenance import cpu_model_and_flags  # noqa: E402
 
-BATCH = run.BATCH
 TOP = 10
 PHASES = ("train", "infer")
-
-
-def _inputs():
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((BATCH, 32, 32, 3)).astype(np.float32), rng.integers(0, 10, BATCH).astype(np.int32)
 
 
 def profile_tensorflow(key, steps, precision="float32", phase="train"):
@@ -50,7 +43,7 @@ def profile_tensorflow(key, steps, precision="float32", phase="train"):
     import tensorflow as tf
     from xprof.convert import raw_to_tool_data
 
-    x, y = _inputs()
+    x, y = run.random_batch()
     step = run.keras_runner(run.keras_wrn_model(key, precision), x, y, phase == "train")
     step(steps)
     logdir = tempfile.mkdtemp(prefix="tfprof-")
@@ -73,7 +66,7 @@ def profile_torch(key, steps, precision="float32", phase="train"):
     """Self CPU time per PyTorch op (microseconds, over ``steps`` steps)."""
     import torch
 
-    x, y = _inputs()
+    x, y = run.random_batch()
     model = run.other_model(key, "PyTorch eager").to(memory_format=torch.channels_last)
     step = run.torch_runner(model, x, y, phase == "train", precision)
     step(steps)
@@ -109,7 +102,7 @@ def main(argv=None):
         raise SystemExit(f"--steps: expected an integer >= 1, got {args.steps}")
     what = "training step" if args.phase == "train" else "inference step"
     lines = [f"# Where a {what}'s time goes", "",
-             f"{datetime.date.today()}, {cpu_model_and_flags()[0]}, {os.cpu_count()} CPUs, batch {BATCH}, 32x32x3, "
+             f"{datetime.date.today()}, {cpu_model_and_flags()[0]}, {os.cpu_count()} CPUs, batch {run.BATCH}, 32x32x3, "
              f"{args.precision}, {args.steps} profiled steps. "
              f"Command: `python benchmarks/profile_step.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
              ""]
@@ -142,11 +135,7 @@ def main(argv=None):
                   "that ran at the same time on its inter-op threads, so its busy time can exceed the step's."]
         lines += ["", f"TensorFlow's profile also counts {100 * idle / (idle + busy):.0f}% of its thread time as IDLE "
                   "(threads waiting for work); the shares above exclude it.", ""]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as stream:
-            stream.write(text)
+    run.publish("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

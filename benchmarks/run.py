@@ -133,6 +133,20 @@ def _products(a, precision):
             "PyTorch": lambda: torch_a @ torch_a}
 
 
+def random_batch(batch=BATCH):
+    """The benchmarks' inputs: ``batch`` 32x32x3 float32 images and int32 labels in [0, 10), seed 0."""
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((batch, 32, 32, 3)).astype(np.float32), rng.integers(0, 10, batch).astype(np.int32)
+
+
+def publish(text, out):
+    """Print a report and, when ``out`` is set, write it there too."""
+    print(text)
+    if out:
+        with open(out, "w", encoding="utf-8") as stream:
+            stream.write(text)
+
+
 def blocks(step, steps, repeats, batch=BATCH):
     """images/s of ``repeats`` blocks of ``steps`` steps after a warm-up block.
 
@@ -268,10 +282,8 @@ def worker(task):
         start = time.perf_counter()
         model = keras_wrn.create_model(task["model"])
         return dict(task, seconds=time.perf_counter() - start, params=model.count_params())
-    rng = np.random.default_rng(0)
     batch = task.get("batch", BATCH)
-    x = rng.standard_normal((batch, 32, 32, 3)).astype(np.float32)
-    y = rng.integers(0, 10, batch).astype(np.int32)
+    x, y = random_batch(batch)
     key, implementation, precision = task["model"], task["implementation"], task.get("precision", "float32")
     start = time.perf_counter()
     ours = implementation.startswith("keras_wrn")
@@ -340,10 +352,7 @@ def paired(task):
     one block of every model, and the ratio of each model's block time to the plain
     network's block of the same repetition.
     """
-    rng = np.random.default_rng(0)
-    batch = task.get("batch", BATCH)
-    x = rng.standard_normal((batch, 32, 32, 3)).astype(np.float32)
-    y = rng.integers(0, 10, batch).astype(np.int32)
+    x, y = random_batch(task.get("batch", BATCH))
     keys, steps, repeats = task["models"], task["steps"], task["repeats"]
     models = {key: keras_wrn_model(key) for key in keys}
     result = dict(task)
@@ -653,11 +662,7 @@ def main(argv=None):
     builds = [_run_worker(dict(kind="build", model=name), args.backend) for name in args.builds.split(",") if name]
     pipeline = _pipeline(args.data, 3) if args.data else None
     rows = merge_rounds(rows)
-    text = report(rows, builds, pipeline, matmul, command, args.backend, adapters, args.batch, machine)
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as stream:
-            stream.write(text)
+    publish(report(rows, builds, pipeline, matmul, command, args.backend, adapters, args.batch, machine), args.out)
     return rows
 
 
