@@ -53,7 +53,7 @@ def _models(key, precision, path):
                     layer.fold_into_conv = "never"
         if not enabled and path == "momentum kernel":
             optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
-            optimizer._apply_momentum_kernel = lambda *args: False  # this instance only: the generic update
+            optimizer.use_momentum_kernel = False  # this instance only: the generic update
         models[enabled] = model
     return models
 

@@ -54,6 +54,8 @@ class CoupledWeightDecaySGD(keras.optimizers.SGD):
             decoupled kind), which is refused.
     """
 
+    use_momentum_kernel = True  # see `_apply_momentum_kernel`
+
     def __init__(self, learning_rate=0.1, momentum=0.9, nesterov=True, l2=5e-4, average_at_fit_end=True, **kwargs):
         if kwargs.get("weight_decay"):
             raise ValueError(
@@ -112,8 +114,10 @@ class CoupledWeightDecaySGD(keras.optimizers.SGD):
         1.4% either way in float32).  Only on the TensorFlow
         backend, outside a distribution strategy (whose per-replica variables
         the generic ops handle) and for dense gradients; returns whether it ran.
+        Setting `use_momentum_kernel` to False on an instance keeps it on the
+        generic ops (``benchmarks/fast_paths.py`` compares the two).
         """
-        if keras.backend.backend() != "tensorflow":
+        if not self.use_momentum_kernel or keras.backend.backend() != "tensorflow":
             return False
         import tensorflow as tf  # deferred: only the TensorFlow backend gets here
 
