@@ -1,6 +1,7 @@
 """oneDNN's own timing of every primitive a step runs, keras_wrn (TensorFlow) next to PyTorch eager.
 
     python benchmarks/onednn_calls.py [--model resnet26] [--precision float32] [--phase train] [--steps 3]
+                                      [--by-shape]
 
 Each side runs in a process with ``ONEDNN_VERBOSE=1`` (oneDNN prints one line
 per executed primitive with its time in ms), the models and loops of `run.py`;
@@ -9,7 +10,10 @@ propagation, implementation), per step.  TensorFlow may run two primitives at
 once (inter-op parallelism), which lengthens each; ``--tf-inter-op 1`` runs its
 ops one at a time so that the per-call times compare with PyTorch's.  Only
 oneDNN work is counted: PyTorch's own BatchNorm and ReLU kernels, TensorFlow's
-Eigen ops and both frameworks' overheads are not.
+Eigen ops and both frameworks' overheads are not.  ``--by-shape`` splits each
+row by the primitive's problem (``mb128_ic16oc16_ih32...``) and adds the ratio of
+the two frameworks' times where both ran it: the same kernel on the same problem,
+so a ratio away from 1 is the library build, not the model.
 """
 
 import argparse
@@ -42,8 +46,11 @@ def serve(side, key, precision, phase, steps):
     step(steps)
 
 
-def summarise(text, steps):
-    """``{(kind, propagation, implementation): (ms per step, calls per step)}`` after `MARK`."""
+def summarise(text, steps, by_shape=False):
+    """``{(kind, propagation, implementation[, problem]): (ms per step, calls per step)}`` after `MARK`.
+
+    ``by_shape`` adds the problem descriptor (the field before the time) to each key.
+    """
     totals, calls = collections.Counter(), collections.Counter()
     for line in text.split(MARK)[-1].splitlines():
         fields = line.split(",")
@@ -52,6 +59,8 @@ def summarise(text, steps):
         at = fields.index("exec")
         try:
             key, milliseconds = (fields[at + 2], fields[at + 4], fields[at + 3]), float(fields[-1])
+            if by_shape:
+                key += (fields[-2],)
         except (IndexError, ValueError):
             continue
         totals[key] += milliseconds
@@ -67,6 +76,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--tf-inter-op", type=int, default=None,
                         help="TensorFlow inter-op threads (TF_NUM_INTEROP_THREADS; default: TensorFlow's)")
+    parser.add_argument("--by-shape", action="store_true",
+                        help="one row per primitive and problem shape, with TensorFlow / PyTorch per row")
     parser.add_argument("--out", default=None, help="write the table there too (default: print only)")
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -85,18 +96,29 @@ def main(argv=None):
                              capture_output=True, text=True, env=env)
         if out.returncode != 0:
             raise SystemExit(f"oneDNN worker {side} failed:\n{out.stderr[-3000:]}")
-        results[side] = summarise(out.stdout, args.steps)
+        results[side] = summarise(out.stdout, args.steps, args.by_shape)
     command = "python benchmarks/onednn_calls.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = [f"Command: `{command}`", "", "| primitive, propagation, implementation | keras_wrn (TensorFlow) ms/step "
-             "(calls) | PyTorch ms/step (calls) |", "|---|---|---|"]
+    run.publish(f"Command: `{command}`\n\n" + table(results, args.by_shape), args.out)
+    return results
+
+
+def table(results, by_shape=False):
+    """The Markdown table of ``{side: summarise(...)}``; ``by_shape`` adds a TensorFlow / PyTorch column."""
+    heading = "primitive, propagation, implementation" + (", problem" if by_shape else "")
+    ratio = " TensorFlow / PyTorch |" if by_shape else ""
+    lines = [f"| {heading} | keras_wrn (TensorFlow) ms/step (calls) | PyTorch ms/step (calls) |{ratio}",
+             "|---|---|---|" + ("---|" if by_shape else "")]
     for key in dict.fromkeys(list(results["tensorflow"]) + list(results["torch"])):
         cells = [f"{results[side][key][0]:.1f} ({results[side][key][1]:g})" if key in results[side] else "-"
                  for side in SIDES]
-        lines.append(f"| {', '.join(key)} | {cells[0]} | {cells[1]} |")
-    lines.append(f"| total | {sum(v[0] for v in results['tensorflow'].values()):.1f} "
-                 f"| {sum(v[0] for v in results['torch'].values()):.1f} |")
-    run.publish("\n".join(lines) + "\n", args.out)
-    return results
+        if by_shape:
+            both = all(key in results[side] and results[side][key][0] > 0 for side in SIDES)
+            cells.append(f"{results['tensorflow'][key][0] / results['torch'][key][0]:.2f}" if both else "-")
+        lines.append(f"| {', '.join(key)} | " + " | ".join(cells) + " |")
+    totals = [sum(v[0] for v in results[side].values()) for side in SIDES]
+    overall = (f" {totals[0] / totals[1]:.2f} |" if totals[1] else " - |") if by_shape else ""
+    lines.append(f"| total | {totals[0]:.1f} | {totals[1]:.1f} |{overall}")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

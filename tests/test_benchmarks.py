@@ -299,6 +299,25 @@ def test_onednn_calls_counts_only_the_measured_steps():
                        ("reorder", "undef", "jit:uni"): (0.75, 0.5)}
 
 
+def test_onednn_calls_by_shape_splits_rows_and_sets_the_frameworks_side_by_side():
+    onednn = _load("onednn_calls")
+    line = "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core,forward_training,src:f32,{},{}"
+    small, large = "mb128_ic16oc16_ih32oh32kh3", "mb128_ic64oc64_ih8oh8kh3"
+    text = lambda a, b: "\n".join([onednn.MARK, line.format(small, a), line.format(large, b)])
+    results = {"tensorflow": onednn.summarise(text(3.0, 2.0), steps=1, by_shape=True),
+               "torch": onednn.summarise(text(2.0, 2.0), steps=1, by_shape=True)}
+    kind = ("convolution", "forward_training", "brg_conv_fwd:avx512_core")
+    assert results["tensorflow"] == {kind + (small,): (3.0, 1.0), kind + (large,): (2.0, 1.0)}
+    results["torch"][("reorder", "undef", "jit:blk", "3x3x16x16")] = (0.5, 1.0)  # only PyTorch ran it
+    rows = onednn.table(results, by_shape=True).splitlines()
+    assert rows[0].endswith("| TensorFlow / PyTorch |")
+    assert rows[2] == f"| {', '.join(kind + (small,))} | 3.0 (1) | 2.0 (1) | 1.50 |"
+    assert rows[3].endswith("| 2.0 (1) | 2.0 (1) | 1.00 |")
+    assert rows[4].endswith("| - | 0.5 (1) | - |")
+    assert rows[5] == "| total | 5.0 | 4.5 | 1.11 |"
+    assert "TensorFlow / PyTorch" not in onednn.table(results)  # the default table keeps its three columns
+
+
 @pytest.mark.slow  # two models per path: about 60 s
 def test_fast_paths_smoke_run_writes_its_table(tmp_path):
     out = tmp_path / "paths.md"
