@@ -20,7 +20,7 @@ import shlex
 import sys
 
 from keras_wrn import __version__
-from keras_wrn.io import atomic_write, write_json
+from keras_wrn.io import atomic_write, unused_path, write_json
 from keras_wrn.plotting import GraphvizMissingError, plot_architecture
 from keras_wrn.precision import CHOICES as PRECISIONS
 from keras_wrn.variants import list_models
@@ -179,20 +179,23 @@ def _cmd_evaluate(args):
     for option, path in (("--json", args.json), ("--confusion", args.confusion)):
         if path:
             _require_folder_of(option, path)
+            if os.path.lexists(path):
+                raise ValueError(f"{option} {path!r} exists; choose another path (nothing is overwritten).")
     confusion = args.confusion
     if confusion is None:
         base = os.path.basename(args.weights).removesuffix(".weights.h5")
-        confusion = os.path.join(os.path.dirname(os.path.abspath(args.weights)), f"confusion-{base}-{args.split}.png")
+        confusion = unused_path(os.path.join(os.path.dirname(os.path.abspath(args.weights)),
+                                             f"confusion-{base}-{args.split}.png"))
     result = evaluate(args.name, args.weights, args.data, split=args.split, batch_size=args.batch_size,
                       confusion_png=confusion, image_size=args.image_size, limit=args.limit, verbose=None,
-                      precision=args.precision, tta=args.tta)
+                      precision=args.precision, tta=args.tta, overwrite=False)
     tta = f", flip TTA; without it {100 * result['plain_top1_error']:.2f}%" if args.tta == "flip" else ""
     print(f"{args.name} {os.path.basename(args.weights)} on {args.data} [{args.split}, {result['images']} images, "
           f"{result['precision']}]: "
           f"top-1 error {100 * result['top1_error']:.2f}%{tta}")
     print(f"confusion matrix: {result['confusion_png']}")
     if args.json:
-        write_json(args.json, result)
+        write_json(args.json, result, overwrite=False)
         print(f"metrics: {args.json}")
 
 
@@ -270,8 +273,10 @@ def _cmd_convert(args):
     out = args.out
     if not out.endswith(".weights.h5"):
         raise ValueError(f"OUT={out!r}: expected a path ending in .weights.h5.")
-    if os.path.exists(out):
-        raise ValueError(f"OUT={out!r} exists; choose another path (nothing is overwritten).")
+    sidecar = out.removesuffix(".weights.h5") + ".json"
+    for path in (out, sidecar):
+        if os.path.lexists(path):
+            raise ValueError(f"OUT={out!r}: {path!r} exists; choose another path (nothing is overwritten).")
     convert = importlib.import_module("keras_wrn.convert")
     if args.source_format == "wrn-pytorch":
         model = convert.from_wide_resnet_pytorch(args.src)
@@ -279,13 +284,13 @@ def _cmd_convert(args):
         model = convert.from_legacy_keras(args.src, args.source_format, backend=args.backend,
                                           include_top=not args.no_top)
     config = model.get_config()
-    atomic_write(out, model.save_weights)
+    atomic_write(out, model.save_weights, overwrite=False)
     description = dict(source=os.path.abspath(args.src), source_format=args.source_format,
                        model=model.name, parameters=model.count_params(),
                        input_shape=list(model.input_shape[1:]), classes=int(model.output_shape[-1]),
                        outputs="logits" if args.source_format == "wrn-pytorch" else "softmax",
                        include_top=not args.no_top, layers=len(config["layers"]))
-    write_json(out.removesuffix(".weights.h5") + ".json", description)
+    write_json(sidecar, description, overwrite=False)
     print(f"wrote {out} ({model.name}, {model.count_params():,} parameters; {description['outputs']}"
           f"{'' if description['include_top'] else ', backbone only'}) and its .json")
 
@@ -424,9 +429,10 @@ def make_parser():
     evaluate.add_argument("--tta", default="none", choices=("none", "flip"),
                           help="test-time augmentation: flip averages each image with its mirror (default none)")
     evaluate.add_argument("--confusion", default=None,
-                          help="PNG path (default: confusion-WEIGHTS-SPLIT.png beside a weights file, "
-                          "or in the current folder for a released name)")
-    evaluate.add_argument("--json", default=None, help="also write the metrics as JSON")
+                          help="PNG path, which must not exist (default: confusion-WEIGHTS-SPLIT.png beside a "
+                          "weights file, or in the current folder for a released name; -2, -3, ... "
+                          "is added to that name rather than replace a file)")
+    evaluate.add_argument("--json", default=None, help="also write the metrics as JSON to this new file")
     evaluate.set_defaults(run=_cmd_evaluate)
 
     convert = commands.add_parser("convert", help="convert the original implementations' weights")

@@ -23,7 +23,7 @@ try:
 except ImportError:  # Windows: no advisory locks; directories are then not locked
     fcntl = None
 
-__all__ = ["atomic_write", "write_json", "read_json", "sha256_file", "default_file_mode", "remove_temporaries",
+__all__ = ["atomic_write", "unused_path", "write_json", "read_json", "sha256_file", "default_file_mode", "remove_temporaries",
            "TEMPORARY_PREFIX", "open_hdf5",
            "LOCK_FILE", "locked_directory", "make_directory"]
 
@@ -126,12 +126,14 @@ def _lock(descriptor, lock_path):
         return False
 
 
-def atomic_write(path, write):
+def atomic_write(path, write, overwrite=True):
     """Call ``write(temporary_path)`` and rename the result onto ``path`` (same directory).
 
     The temporary keeps ``path``'s extension (``.weights.h5`` as a whole), since
     some writers (Keras' ``save_weights``, Matplotlib) choose the format from it.
     On any error the temporary file is removed and ``path`` is left untouched.
+    ``overwrite=False`` publishes with a hard link, which fails rather than
+    replace a file that appeared at ``path`` in the meantime (FileExistsError).
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -143,13 +145,35 @@ def atomic_write(path, write):
         with open(temporary, "rb+") as stream:
             os.fsync(stream.fileno())
         os.chmod(temporary, default_file_mode())
-        os.replace(temporary, path)
+        if overwrite:
+            os.replace(temporary, path)
+        else:
+            _publish_new(temporary, path)
     except OSError as error:
         _drop_failed_writer(error, temporary)
         raise
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def _publish_new(temporary, path):
+    """Give ``temporary``'s content the name ``path`` only if nothing has that name."""
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path}: the file exists; nothing is overwritten, choose another path.") from None
+
+
+def unused_path(path):
+    """``path`` if nothing has that name, else the first free ``STEM-2.EXT``, ``STEM-3.EXT``, ..."""
+    path = os.fspath(path)
+    stem, extension = os.path.splitext(path)
+    candidate, number = path, 1
+    while os.path.lexists(candidate):
+        number += 1
+        candidate = f"{stem}-{number}{extension}"
+    return candidate
 
 
 def _drop_failed_writer(error, temporary):
@@ -179,14 +203,14 @@ def _drop_failed_writer(error, temporary):
         sys.unraisablehook = hook
 
 
-def write_json(path, content):
-    """``content`` as indented, key-sorted JSON at ``path``, atomically."""
+def write_json(path, content, overwrite=True):
+    """``content`` as indented, key-sorted JSON at ``path``, atomically (see `atomic_write`)."""
 
     def write(temporary):
         with open(temporary, "w", encoding="utf-8") as stream:
             json.dump(content, stream, indent=2, sort_keys=True)
 
-    atomic_write(path, write)
+    atomic_write(path, write, overwrite=overwrite)
 
 
 def read_json(path, what="file", expect=None):

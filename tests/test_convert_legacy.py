@@ -1,6 +1,8 @@
 """Legacy Keras 1/2 HDF5 files of the seed repositories, written here in their formats from PyTorch
 reference tensors, converted and compared with the PyTorch reference (eval mode)."""
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -179,3 +181,15 @@ def test_convert_command_for_a_legacy_file(tmp_path):
                                   "--no-top"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "backbone only" in done.stdout and (tmp_path / "b.json").exists()
+
+
+def test_convert_command_refuses_an_existing_description_before_converting(tmp_path, capsys):
+    from keras_wrn.cli import main
+
+    (tmp_path / "wrn.json").write_text("the user's notes")
+    code = main(["convert", str(tmp_path / "missing.pt"), str(tmp_path / "wrn.weights.h5")])
+    assert code == 2  # the missing source would be reported only after this check
+    out = str(tmp_path / "wrn.weights.h5")
+    assert capsys.readouterr().err.strip() == (f"keras-wrn convert: error: OUT={out!r}: {str(tmp_path / 'wrn.json')!r} "
+                                               "exists; choose another path (nothing is overwritten).")
+    assert os.listdir(tmp_path) == ["wrn.json"] and (tmp_path / "wrn.json").read_text() == "the user's notes"

@@ -73,6 +73,35 @@ def test_evaluate_cli_refuses_an_output_in_a_missing_folder_before_evaluating(op
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("option", ["--json", "--confusion"])
+def test_evaluate_cli_refuses_an_existing_output_before_evaluating(option, tmp_path, capsys):
+    from keras_wrn.cli import main
+
+    target = tmp_path / "out.file"
+    target.write_text("the user's")
+    code = main(["evaluate", "wrn-16-1", "--weights", str(tmp_path / "none.weights.h5"), "--data", str(tmp_path),
+                 option, str(target)])
+    assert code == 2  # the missing weights and data would be reported only after this check
+    assert capsys.readouterr().err.strip() == (f"keras-wrn evaluate: error: {option} {str(target)!r} exists; choose "
+                                               "another path (nothing is overwritten).")
+    assert target.read_text() == "the user's" and os.listdir(tmp_path) == ["out.file"]
+
+
+def test_evaluate_cli_numbers_its_default_confusion_png_rather_than_replace_one(trained, tmp_path, capsys):
+    from keras_wrn.cli import main
+
+    data, run = trained
+    shutil.copy(run / "best.weights.h5", tmp_path / "best.weights.h5")
+    shutil.copy(run / "run.json", tmp_path / "run.json")
+    first = tmp_path / "confusion-best-test.png"
+    first.write_bytes(b"an earlier plot")
+    for expected in ("confusion-best-test-2.png", "confusion-best-test-3.png"):
+        assert main(["evaluate", "wrn-16-1", "--weights", str(tmp_path / "best.weights.h5"), "--data", str(data)]) == 0
+        assert f"confusion matrix: {tmp_path / expected}" in capsys.readouterr().out
+        assert (tmp_path / expected).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert first.read_bytes() == b"an earlier plot"
+
+
 def test_evaluate_errors(trained, tmp_path):
     data, run = trained
     with pytest.raises(ValueError, match="belongs to a run of model 'wrn-16-1'"):

@@ -100,6 +100,27 @@ def test_import_keras_wrn_does_not_import_keras():
     assert run(code).split() == ["False", "False"]
 
 
+def test_an_atomic_write_without_overwrite_leaves_an_existing_file_alone(tmp_path):
+    from keras_wrn.io import atomic_write, write_json
+
+    target = tmp_path / "metrics.json"
+    target.write_text("the user's")
+    with pytest.raises(FileExistsError, match="metrics.json: the file exists; nothing is overwritten"):
+        write_json(target, {"x": 1}, overwrite=False)
+    assert target.read_text() == "the user's" and os.listdir(tmp_path) == ["metrics.json"]  # no temporary left
+    atomic_write(tmp_path / "new.png", lambda temporary: open(temporary, "wb").write(b"png"), overwrite=False)
+    assert (tmp_path / "new.png").read_bytes() == b"png" and sorted(os.listdir(tmp_path)) == ["metrics.json", "new.png"]
+
+
+def test_unused_path_numbers_rather_than_reuse_a_name(tmp_path):
+    from keras_wrn.io import unused_path
+
+    assert unused_path(tmp_path / "cm.png") == str(tmp_path / "cm.png")
+    (tmp_path / "cm.png").write_bytes(b"")
+    os.symlink(tmp_path / "nowhere", tmp_path / "cm-2.png")  # a dangling link is a name in use too
+    assert unused_path(tmp_path / "cm.png") == str(tmp_path / "cm-3.png")
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 def test_atomic_writes_get_the_users_umask(tmp_path, umask):
     from keras_wrn.io import atomic_write, write_json

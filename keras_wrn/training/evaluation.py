@@ -22,7 +22,7 @@ TTA_CHOICES = ("none", "flip")
 
 
 def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_png=None, image_size=None,
-             limit=None, verbose=0, precision=None, tta="none"):
+             limit=None, verbose=0, precision=None, tta="none", overwrite=True):
     """Top-1 error of ``weights`` on a split of ``data``, and its confusion matrix.
 
     ``weights`` is a ``.weights.h5`` file or a released weights name
@@ -40,6 +40,8 @@ def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_
     augmentation of every recipe but ``translate`` mirrors images, so the
     mirror is an image of the same class); the error without it is reported
     too, as ``plain_top1_error``.
+    ``overwrite``: False refuses to replace an existing ``confusion_png``
+    (FileExistsError, raised when the plot is written; `keras-wrn evaluate` checks first).
 
     Returns:
         dict with ``top1_error`` (fraction), ``accuracy``, ``images``,
@@ -122,12 +124,12 @@ def evaluate(model_name, weights, data, split="test", batch_size=500, confusion_
     if confusion_png:
         title = (f"{model_name} on {os.path.basename(os.path.normpath(data))} {split}: top-1 error "
                  f"{100 * (1 - accuracy):.2f}%{' (flip TTA)' if tta == 'flip' else ''}")
-        plot_confusion(confusion_png, matrix, names, title)
+        plot_confusion(confusion_png, matrix, names, title, overwrite=overwrite)
         result["confusion_png"] = os.path.abspath(confusion_png)
     return result
 
 
-def plot_confusion(path, matrix, class_names, title):
+def plot_confusion(path, matrix, class_names, title, overwrite=True):
     """The confusion matrix as a PNG (counts printed in the cells up to 20 classes)."""
     import matplotlib  # deferred: Matplotlib, needed only for the plot
 
@@ -142,5 +144,5 @@ def plot_confusion(path, matrix, class_names, title):
                  include_values=len(class_names) <= 20, values_format="d")
     axis.set_title(title)
     figure.tight_layout()
-    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=80))
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=80), overwrite=overwrite)
     plt.close(figure)
