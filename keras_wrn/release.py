@@ -1,8 +1,8 @@
 """Releasing a finished training run as named, hash-checked weights (``keras-wrn weights release``).
 
 `release` evaluates the run's weights on the full test split of the data and on
-the bundled sample, plain and with flip test-time augmentation, copies the file
-into the releases folder and adds its manifest entry (hash, size, parameter
+the bundled sample, plain and with flip test-time augmentation, writes the layers'
+weights (not the optimizer's state) into the releases folder and adds its manifest entry (hash, size, parameter
 count, preprocessing, recipe, precision, the commands that measured each
 metric, provenance: commit and machine).  `remeasure` evaluates a release again
 on the data its full-split metric names and compares with the manifest
@@ -11,7 +11,6 @@ on the data its full-split metric names and compares with the manifest
 
 import os
 import re
-import shutil
 
 from keras_wrn.data.datasets import SAMPLE_DIR, SAMPLE_NAME
 from keras_wrn.io import atomic_write, locked_directory, read_json, sha256_file
@@ -75,7 +74,10 @@ def release(run_dir, name, data, dataset="cifar10-jpeg", which="last", default=F
         model = create_model(run["model"], classes=arguments["classes"], input_shape=tuple(image_shape),
                              compile=False)
         model.load_weights(source)
-        atomic_write(target, lambda temporary: shutil.copyfile(source, temporary))
+        # The uncompiled model writes its layers' weights only: a run's file also holds the optimizer's
+        # momentum, which doubles the download and which `load_weights` into a compiled model would
+        # skip with a warning (or, once that optimizer is built, take for its own).
+        atomic_write(target, model.save_weights)
         seconds = state.get("epoch_seconds")
         entry = dict(
             name=name, model=run["model"], builder=builder.__name__, arguments=arguments,

@@ -54,7 +54,7 @@ def test_sample_error_is_reproduced_by_the_recorded_command(name, tmp_path):
         tta = shlex.split(sample["tta_command"])
         assert tta[:len(arguments)] == arguments and tta[len(arguments):] == ["--tta", "flip"]
         out = subprocess.run([sys.executable, "-m", "keras_wrn", *tta[1:], "--json", str(tmp_path / "t.json"),
-                              "--confusion", str(tmp_path / "cm.png")],
+                              "--confusion", str(tmp_path / "cm-tta.png")],
                              capture_output=True, text=True, env=QUIET, timeout=300)
         assert out.returncode == 0, out.stderr[-2000:]
         measured = json.loads((tmp_path / "t.json").read_text())
@@ -129,6 +129,47 @@ def test_cli_list_show_verify(copied_registry):
     path.write_bytes(path.read_bytes()[:-10])
     failed = run("verify", name)
     assert failed.returncode == 2 and f"FAIL {name}" in failed.stdout
+
+
+@pytest.mark.parametrize("name", RELEASED)
+def test_a_release_holds_the_layers_weights_only(name):
+    import h5py
+
+    path, _ = registry.resolve_weights(name)
+    with h5py.File(path, "r") as handle:
+        assert sorted(handle) == ["layers", "vars"]  # no optimizer state: half the download for momentum SGD
+
+
+def test_release_of_a_finished_run_writes_its_layers_and_a_manifest_entry(tmp_path, monkeypatch):
+    import h5py
+
+    from keras_wrn.training import train
+
+    data = tmp_path / "data"  # ten real classes, so that the release is measured on the bundled sample too
+    for split, count in (("train", 3), ("test", 1)):
+        for folder in sorted(os.listdir(os.path.join(SAMPLE_DIR, "test"))):
+            os.makedirs(data / split / folder)
+            for image in sorted(os.listdir(os.path.join(SAMPLE_DIR, "test", folder)))[:count]:
+                shutil.copy(os.path.join(SAMPLE_DIR, "test", folder, image), data / split / folder / image)
+    train("wrn-16-1", data, tmp_path / "run", epochs=1, batch_size=10, verbose=0)
+    monkeypatch.setenv("KERAS_WRN_WEIGHTS_DIR", str(tmp_path / "releases"))
+    (tmp_path / "releases").mkdir()
+    entry = release(tmp_path / "run", "wrn-16-1.tiny-e1", str(data))
+    released = tmp_path / "releases" / "wrn-16-1.tiny-e1.weights.h5"
+    assert entry["sha256"] == sha256_file(released) and entry["size"] == os.path.getsize(released)
+    assert [metric["images"] for metric in entry["metrics"]] == [10, 1000]
+
+    def layers(path):
+        with h5py.File(path, "r") as handle:
+            assert "optimizer" not in handle or path.name == "last.weights.h5"
+            found = {}
+            handle["layers"].visititems(lambda key, item: found.update(
+                {key: item[()]} if isinstance(item, h5py.Dataset) else {}))
+            return found
+
+    trained, published = layers(tmp_path / "run" / "last.weights.h5"), layers(released)
+    assert sorted(published) == sorted(trained) and len(published) > 40
+    assert all(np.array_equal(published[key], trained[key]) for key in trained)
 
 
 def test_release_refuses_existing_names_and_unfinished_runs(copied_registry, tmp_path):
