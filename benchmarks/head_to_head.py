@@ -241,6 +241,10 @@ def main(argv=None):
     precisions = [p for p in args.precisions.split(",") if p]
     if not precisions or set(precisions) - set(run.PRECISIONS):
         raise SystemExit(f"--precisions: expected some of {list(run.PRECISIONS)}, got {args.precisions!r}")
+    models = [m for m in args.models.split(",") if m]
+    if not models or run.unknown_models(models):
+        raise SystemExit(f"--models: expected WRN, pre-act ResNet or ResNet-26 keys such as {run.PRECISION_MODELS}, "
+                         f"got {args.models!r} (unknown: {', '.join(run.unknown_models(models)) or 'none given'})")
     steps = None
     if args.steps is not None:
         try:
@@ -251,7 +255,7 @@ def main(argv=None):
             raise SystemExit(f"--steps: expected TRAIN,INFER (two integers >= 1), got {args.steps!r}")
     command = "python benchmarks/head_to_head.py " + " ".join(argv if argv is not None else sys.argv[1:])
     results = []
-    for model in [m for m in args.models.split(",") if m]:
+    for model in models:
         for precision in precisions:
             result = duel(model, precision, args.pairs, args.batch, steps or BLOCK_STEPS.get(model, DEFAULT_BLOCK_STEPS),
                           args.rounds)

@@ -165,6 +165,18 @@ def blocks(step, steps, repeats, batch=BATCH):
 # ----------------------------------------------------------------------------- models
 
 
+def unknown_models(keys):
+    """The keys among ``keys`` that `keras_wrn_model` and `other_model` cannot both build."""
+    import keras_wrn
+
+    def known(key):
+        if key in ADAPTER_KEYS:
+            return True
+        return key.startswith(("wrn-", "preact-")) and key in keras_wrn.list_models()
+
+    return [key for key in keys if not known(key)]
+
+
 def keras_wrn_model(key, precision="float32"):
     """keras_wrn's own model for ``key`` at ``precision`` (compiled as the package compiles it)."""
     import keras_wrn
