@@ -1,9 +1,13 @@
 """Precision (issue 15): float32, mixed bfloat16 and float16 builders, `auto`, weights across precisions.
 
-Tolerances, from the releases on the 1,000 sample images (measured 2026-11-26):
-bfloat16 logits differ from float32 by at most 0.43% of the largest logit,
-float16 by 0.06%; top-1 predictions agree on >= 99.7%.  The tests allow
-1% (bfloat16) and 0.2% (float16), 99% agreement and 0.5 points of error.
+Tolerances, from the seven releases on the 1,000 sample images (measured 2026-11-27):
+bfloat16 logits differ from float32 by at most 1.44% of the largest logit,
+float16 by 0.20%; top-1 predictions agree on >= 99.7%.  The largest
+differences are the `fast` releases': label smoothing keeps their logits
+small (4.6-7.3 against 15-23), so the same rounding (0.06-0.09 at most in every
+release) is a larger share of the largest one (the older releases stay within
+0.46% and 0.06%).  The tests allow 2% (bfloat16) and
+0.3% (float16), 99% agreement and 0.5 points of error.
 """
 
 import json
@@ -24,7 +28,7 @@ from keras_wrn.precision import POLICIES, precision_of, resolve_precision
 from keras_wrn.training import evaluate, train
 
 SAMPLE = os.path.join(os.path.dirname(keras_wrn.__file__), "samples", "cifar10-jpeg-sample")
-RELATIVE_TOLERANCE = {"bfloat16": 0.01, "float16": 0.002}
+RELATIVE_TOLERANCE = {"bfloat16": 0.02, "float16": 0.003}
 BUILDERS = ["create_wide_residual_network", "create_pre_activation_resnet", "create_residual_of_residual",
             "create_pre_residual_of_residual", "resnet26", "create_wrn_ram"]
 
