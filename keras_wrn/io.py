@@ -23,8 +23,8 @@ try:
 except ImportError:  # Windows: no advisory locks; directories are then not locked
     fcntl = None
 
-__all__ = ["atomic_write", "unused_path", "write_json", "read_json", "sha256_file", "default_file_mode", "remove_temporaries",
-           "TEMPORARY_PREFIX", "open_hdf5",
+__all__ = ["atomic_write", "unused_path", "write_json", "read_json", "sha256_file", "default_file_mode",
+           "remove_temporaries", "TEMPORARY_PREFIX", "open_hdf5",
            "LOCK_FILE", "locked_directory", "make_directory"]
 
 
@@ -158,9 +158,22 @@ def atomic_write(path, write, overwrite=True):
 
 
 def _publish_new(temporary, path):
-    """Give ``temporary``'s content the name ``path`` only if nothing has that name."""
+    """Give ``temporary``'s content the name ``path`` only if nothing has that name.
+
+    A hard link claims the name atomically.  Where the file system has no hard
+    links, the name is claimed with an exclusive create and the content renamed
+    onto that claim.
+    """
     try:
-        os.link(temporary, path)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            raise
+        except OSError as error:
+            if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, default_file_mode()))
+            os.replace(temporary, path)
     except FileExistsError:
         raise FileExistsError(f"{path}: the file exists; nothing is overwritten, choose another path.") from None
 

@@ -112,6 +112,23 @@ def test_an_atomic_write_without_overwrite_leaves_an_existing_file_alone(tmp_pat
     assert (tmp_path / "new.png").read_bytes() == b"png" and sorted(os.listdir(tmp_path)) == ["metrics.json", "new.png"]
 
 
+def test_an_atomic_write_without_overwrite_works_without_hard_links(tmp_path, monkeypatch):
+    import errno
+    import json
+
+    from keras_wrn.io import write_json
+
+    def no_links(source, target):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    write_json(tmp_path / "new.json", {"x": 1}, overwrite=False)
+    assert json.loads((tmp_path / "new.json").read_text()) == {"x": 1}
+    with pytest.raises(FileExistsError, match="new.json: the file exists; nothing is overwritten"):
+        write_json(tmp_path / "new.json", {"x": 2}, overwrite=False)
+    assert json.loads((tmp_path / "new.json").read_text()) == {"x": 1} and os.listdir(tmp_path) == ["new.json"]
+
+
 def test_unused_path_numbers_rather_than_reuse_a_name(tmp_path):
     from keras_wrn.io import unused_path
 
