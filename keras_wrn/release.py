@@ -75,8 +75,8 @@ def release(run_dir, name, data, dataset="cifar10-jpeg", which="last", default=F
                              compile=False)
         model.load_weights(source)
         # The uncompiled model writes its layers' weights only: a run's file also holds the optimizer's
-        # momentum, which doubles the download and which `load_weights` into a compiled model would
-        # skip with a warning (or, once that optimizer is built, take for its own).
+        # momentum, which doubles the download and which a built optimizer of the loading model would
+        # take for its own.
         atomic_write(target, model.save_weights)
         seconds = state.get("epoch_seconds")
         entry = dict(
